@@ -1,0 +1,29 @@
+# The two quickstart commands (README): `make demo` and `make test`.
+# Each sets up .venv on first use (no manual step). On a machine without an NVIDIA
+# GPU the pinned CPU torch from constraints/cpu.txt is installed (never a CUDA
+# build); with a GPU the venv sees the system's own torch and keeps it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+VENV_FLAGS := $(if $(HAS_GPU),--system-site-packages,)
+CONSTRAINTS := $(if $(HAS_GPU),,-c constraints/cpu.txt)
+
+.PHONY: setup demo test clean
+
+setup: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml constraints/cpu.txt
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(CONSTRAINTS) -e ".[dev]"
+	$(if $(HAS_GPU),,$(BIN)/python -c "import sys, torch; v = torch.__version__; sys.exit(0 if v.endswith('+cpu') else 'expected a CPU build of torch, got ' + v)")
+	touch $@
+
+demo: setup
+	$(BIN)/adascope-ray train configs/tiny.yaml run.overwrite=true
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

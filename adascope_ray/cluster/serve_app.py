@@ -1,0 +1,116 @@
+"""The reward application on Ray Serve: one deployment per reward component, each
+batching requests with @serve.batch, and an ingress that fans out to the components
+and combines them by weight. The ingress also answers HTTP:
+
+    POST <route_prefix>  {"prompts": [...], "images": [base64 PNG/JPEG, ...]}
+    -> {"scores": [...], "components": {name: [...]}}
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from ray import serve
+
+from .._compat import setup_worker
+from ..rewards.base import build_scorer, check_scores
+from ..types import RewardResult
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    images: np.ndarray   # (n, H, W, 3) uint8
+    prompts: list[str]   # n
+
+
+@serve.deployment
+class RewardComponent:
+    """One reward model. Concurrent requests are scored as one batch."""
+
+    def __init__(self, name: str, max_batch_size: int, batch_wait_timeout_s: float):
+        setup_worker()
+        self.scorer = build_scorer(name)
+        self.name = name
+        self.score.set_max_batch_size(max_batch_size)
+        self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self.batch_sizes: list[int] = []  # images per batch, for observability
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def score(self, requests: list[ScoreRequest]) -> list[np.ndarray]:
+        images = np.concatenate([r.images for r in requests])
+        prompts = [p for r in requests for p in r.prompts]
+        scores = check_scores(self.name, self.scorer(images, prompts), len(prompts))
+        self.batch_sizes.append(len(prompts))
+        bounds = np.cumsum([0] + [len(r.prompts) for r in requests])
+        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def recent_batch_sizes(self) -> list[int]:
+        return list(self.batch_sizes[-100:])
+
+
+def _decode_image(b64: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+@serve.deployment
+class RewardIngress:
+    """Fans a request out to every component and returns the weighted sum."""
+
+    def __init__(self, weights: dict[str, float], components: dict):
+        setup_worker()
+        self.weights = weights
+        self.components = components  # name -> DeploymentHandle
+
+    async def score(self, images: np.ndarray, prompts: list[str]) -> RewardResult:
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        req = ScoreRequest(np.asarray(images, dtype=np.uint8), list(prompts))
+        names = list(self.components)
+        results = await asyncio.gather(*(self.components[n].score.remote(req) for n in names))
+        comps = {n: np.asarray(r, dtype=np.float32) for n, r in zip(names, results)}
+        total = sum(self.weights[n] * comps[n] for n in names)
+        return RewardResult(np.asarray(total, dtype=np.float32), comps)
+
+    async def __call__(self, request) -> dict:
+        from starlette.responses import JSONResponse
+
+        try:
+            body = await request.json()
+            prompts, images = body["prompts"], [_decode_image(s) for s in body["images"]]
+            result = await self.score(np.stack(images), prompts)
+        except Exception as err:  # a bad payload is the client's error
+            return JSONResponse({"error": f"{type(err).__name__}: {err}"}, status_code=400)
+        return {"scores": result.total.tolist(),
+                "components": {n: v.tolist() for n, v in result.components.items()}}
+
+
+QUIET = {"log_level": "WARNING", "enable_access_log": False}
+
+
+def build_reward_app(rewards_cfg):
+    """The Serve application for the configured reward components."""
+    comps = {}
+    for c in rewards_cfg.components:
+        comps[c.name] = RewardComponent.options(
+            name=f"reward_{c.name}", num_replicas=c.num_replicas,
+            ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
+        ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s)
+    weights = {c.name: c.weight for c in rewards_cfg.components}
+    return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0},
+                                  logging_config=QUIET).bind(weights, comps)
+
+
+def deploy_rewards(rewards_cfg) -> None:
+    serve.start(http_options={"host": rewards_cfg.http_host, "port": rewards_cfg.http_port},
+                logging_config=QUIET)
+    serve.run(build_reward_app(rewards_cfg), name=rewards_cfg.app_name,
+              route_prefix=rewards_cfg.route_prefix, blocking=False)
+
+
+def reward_handle(app_name: str):
+    return serve.get_app_handle(app_name)

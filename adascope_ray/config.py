@@ -1,0 +1,246 @@
+"""One pydantic config tree for a run.
+
+Every model forbids unknown fields, every number has bounds and every field a
+description. Each component receives only its own sub-config (the sampler never sees
+the learner's, and so on). `load_config(path, overrides)` reads YAML, applies dotted
+`key=value` overrides and validates; any problem raises `ConfigError` whose message
+names the file and the field.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunConfig(_Strict):
+    name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="Run name; the run folder is <output_dir>/<name>.")
+    output_dir: str = Field("runs", description="Folder that holds run folders.")
+    iterations: int = Field(20, ge=1, le=1_000_000, description="Training iterations.")
+    seed: int = Field(0, ge=0, description="Seed for prompt order, sampling noise and windows.")
+    grid_every: int = Field(5, ge=1, description="Write an image grid every this many iterations (and at the last).")
+    checkpoint_every: int = Field(0, ge=0, description="Write a checkpoint every this many iterations; 0 = only the final one.")
+    overwrite: bool = Field(False, description="Replace an existing run folder of the same name.")
+
+
+class DataConfig(_Strict):
+    prompts: list[str] = Field(default_factory=list, description="Training prompts, used when prompts_file is empty.")
+    prompts_file: str | None = Field(None, description="A .txt (one prompt a line) or .parquet (column 'prompt') file of prompts.")
+    prompts_per_iteration: int = Field(4, ge=1, description="Distinct prompts sampled per iteration.")
+    group_size: int = Field(4, ge=2, description="Samples per prompt (G); advantages are normalised within a group.")
+
+    @model_validator(mode="after")
+    def _has_prompts(self) -> "DataConfig":
+        if not self.prompts and not self.prompts_file:
+            raise ValueError("give data.prompts or data.prompts_file")
+        if any(not p.strip() for p in self.prompts):
+            raise ValueError("data.prompts holds an empty prompt")
+        return self
+
+
+class ModelConfig(_Strict):
+    path: str = Field("builtin:tiny", description="Local directory of a diffusers Stable Diffusion pipeline, or 'builtin:tiny' (built from config with a fixed seed, saved and loaded like any checkpoint).")
+    cache_dir: str = Field("~/.cache/adascope_ray", description="Where 'builtin:tiny' is saved.")
+    tiny_seed: int = Field(0, ge=0, description="Seed of the builtin tiny model's random initialisation.")
+    resolution: int = Field(32, ge=8, le=2048, multiple_of=8, description="Image side in pixels.")
+    trainable: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters on the UNet, or the whole UNet.")
+    lora_rank: int = Field(4, ge=1, le=256, description="LoRA rank r.")
+    lora_alpha: float = Field(4.0, gt=0, description="LoRA alpha (scale = alpha / r).")
+    lora_targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA adapters.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when the process has a GPU.")
+
+
+class SamplingConfig(_Strict):
+    """Shared by sampler and learner: both must run the same policy."""
+    num_steps: int = Field(20, ge=2, le=1000, description="Denoising steps K.")
+    eta: float = Field(1.0, gt=0, le=1.0, description="DDIM eta (> 0: every step is stochastic and has a log-prob).")
+    guidance_scale: float = Field(4.5, ge=1.0, le=30.0, description="Classifier-free guidance scale; 1 turns guidance off.")
+
+
+class SamplerConfig(_Strict):
+    num_samplers: int = Field(1, ge=1, le=1024, description="Sampler actors.")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per sampler actor.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per sampler actor.")
+    batch_size: int = Field(8, ge=1, description="Trajectories per forward batch on one sampler.")
+    torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the actor (Ray sets OMP_NUM_THREADS=1).")
+    reward_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to the reward application.")
+
+
+class AdvantageConfig(_Strict):
+    mode: Literal["group", "tracker"] = Field("group", description="'group': statistics of the G samples of a prompt; 'tracker': DDPO's running per-prompt statistics.")
+    clip: float = Field(5.0, gt=0, description="Advantages are clipped to +-clip (A_max).")
+    std_eps: float = Field(1e-4, gt=0, description="Added to the std before dividing.")
+    tracker_buffer: int = Field(32, ge=2, description="Rewards kept per prompt by the tracker.")
+    tracker_min_count: int = Field(16, ge=2, description="Below this many rewards for a prompt the tracker uses the batch statistics.")
+
+
+class LearnerConfig(_Strict):
+    lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient norm clipping.")
+    clip_range: float = Field(1e-4, gt=0, lt=1.0, description="PPO ratio clip epsilon (DDPO uses 1e-4).")
+    inner_epochs: int = Field(1, ge=1, le=100, description="Passes over the selected steps per iteration.")
+    optimizer_steps_per_epoch: int = Field(1, ge=1, description="Optimizer steps per pass (selected steps are split evenly).")
+    micro_batch_size: int = Field(8, ge=1, description="(sample, step) pairs per forward/backward.")
+    max_staleness: int = Field(0, ge=0, description="Samples older than this many weight versions are dropped and counted.")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved for the learner actor.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved for the learner actor.")
+    torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the learner actor.")
+    seed: int = Field(0, ge=0, description="Seed of the learner's window and shuffling RNG.")
+
+
+class WindowConfig(_Strict):
+    strategy: Literal["full", "fraction", "random_window", "sliding", "adascope"] = Field("adascope", description="Which denoising steps enter the update.")
+    fraction: float = Field(0.5, gt=0, le=1.0, description="fraction: share of steps drawn per sample.")
+    size: int = Field(6, ge=1, description="random_window / sliding: window length in steps.")
+    start_range: tuple[int, int] = Field((0, 10), description="random_window: inclusive range of the start step.")
+    slide_start: int = Field(0, ge=0, description="sliding: first window start.")
+    slide_every: int = Field(5, ge=1, description="sliding: iterations between moves.")
+    slide_stride: int = Field(1, ge=1, description="sliding: steps per move.")
+    tau_s: float = Field(0.5, ge=-1, le=1, description="adascope: start when the group-mean structural signal S_k reaches this.")
+    tau_e: float = Field(0.95, ge=-1, le=1, description="adascope: end when the group-mean semantic signal C_k reaches this.")
+    eps_conv: float = Field(0.02, ge=0, description="adascope: or end when the group-mean convergence D_k drops below this.")
+    w_min: int = Field(2, ge=1, description="adascope: minimum window length before the end rule may fire.")
+    w_max: int | None = Field(None, ge=1, description="adascope: maximum window length; None = ceil(0.3 K).")
+    pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal.")
+    prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
+    prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
+    use_prior: bool = Field(True, description="Clamp the window with the Theorem 2 schedule prior [k_lo, k_hi].")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "WindowConfig":
+        lo, hi = self.start_range
+        if lo < 0 or hi < lo:
+            raise ValueError(f"window.start_range must be 0 <= lo <= hi, got {self.start_range}")
+        if self.w_max is not None and self.w_max < self.w_min:
+            raise ValueError(f"window.w_max ({self.w_max}) is below window.w_min ({self.w_min})")
+        return self
+
+    def resolved_w_max(self, num_steps: int) -> int:
+        return self.w_max if self.w_max is not None else math.ceil(0.3 * num_steps)
+
+
+class RewardComponentConfig(_Strict):
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility"] = Field(description="Reward scorer.")
+    weight: float = Field(1.0, description="Weight in the combined reward.")
+    num_replicas: int = Field(1, ge=1, description="Serve replicas of this reward's deployment.")
+    num_cpus: float = Field(0.0, ge=0, description="CPUs reserved per replica.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per replica.")
+    max_batch_size: int = Field(32, ge=1, description="@serve.batch maximum images per batch.")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch wait for a fuller batch.")
+
+
+class RewardsConfig(_Strict):
+    components: list[RewardComponentConfig] = Field(default_factory=lambda: [RewardComponentConfig(name="jpeg_compressibility")], min_length=1, description="Reward components, combined by weight.")
+    app_name: str = Field("adascope-rewards", min_length=1, description="Serve application name.")
+    route_prefix: str = Field("/rewards", pattern=r"^/", description="HTTP route of the reward application.")
+    http_host: str = Field("127.0.0.1", description="Serve HTTP bind address (loopback unless you mean otherwise).")
+    http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port.")
+    keep_app: bool = Field(False, description="Leave the reward application running when the run ends.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RewardsConfig":
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rewards.components names repeat: {names}")
+        return self
+
+
+class ClusterConfig(_Strict):
+    address: str | None = Field(None, description="Ray address to join; None starts a local cluster unless RAY_ADDRESS is set.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster started by the CLI (None = all).")
+    include_dashboard: bool = Field(False, description="Start the dashboard with a local cluster.")
+
+
+class Config(_Strict):
+    run: RunConfig = Field(default_factory=RunConfig, description="Run-level settings.")
+    data: DataConfig = Field(description="Prompts and group size.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Backbone and trainable part.")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="The stochastic sampler (policy).")
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Sampler actors.")
+    learner: LearnerConfig = Field(default_factory=LearnerConfig, description="Learner actor and update.")
+    advantage: AdvantageConfig = Field(default_factory=AdvantageConfig, description="Advantage estimation.")
+    window: WindowConfig = Field(default_factory=WindowConfig, description="Timestep window strategy.")
+    rewards: RewardsConfig = Field(default_factory=RewardsConfig, description="Reward Serve application.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray cluster to use.")
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Config":
+        k = self.sampling.num_steps
+        if self.window.strategy in ("random_window", "sliding") and self.window.size > k:
+            raise ValueError(f"window.size ({self.window.size}) exceeds sampling.num_steps ({k})")
+        if self.window.strategy == "random_window" and self.window.start_range[1] + self.window.size > k:
+            raise ValueError(f"window.start_range end + window.size must be <= sampling.num_steps ({k})")
+        if self.window.strategy == "sliding" and self.window.slide_start + self.window.size > k:
+            raise ValueError(f"window.slide_start + window.size must be <= sampling.num_steps ({k})")
+        if self.data.prompts_per_iteration % self.sampler.num_samplers:
+            raise ValueError(f"data.prompts_per_iteration ({self.data.prompts_per_iteration}) must be a multiple of sampler.num_samplers ({self.sampler.num_samplers})")
+        return self
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: '{p}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not p for p in key.split(".")):
+            raise ConfigError(f"override '{item}' is not of the form section.field=value")
+        out.append((key, yaml.safe_load(raw) if raw else ""))
+    return out
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid config"]
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(source, err)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        tree = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of sections")
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(tree, key, value)
+    return config_from_dict(tree, str(p))
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

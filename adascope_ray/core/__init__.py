@@ -1,0 +1,1 @@
+"""Pure math: no ray, no diffusers. See docs/adascope.md for the algorithm."""

@@ -1,0 +1,80 @@
+"""The stochastic DDIM step (eta > 0) as a Gaussian policy, and its log-prob.
+
+Notation (docs/adascope.md, "Stochastic step"):
+    x_t       current latent at timestep t                         (B, C, H, W)
+    ε̂         the model's noise prediction at (x_t, t)             (B, C, H, W)
+    ᾱ_t       cumulative alpha at t; ᾱ_prev at the next (less noisy) timestep
+    η         eta: 0 = deterministic DDIM, 1 = DDPM-like variance
+Per-row ᾱ values let one micro-batch mix different steps (the learner does this).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass
+class StepOutput:
+    prev_sample: torch.Tensor  # x_prev, (B, C, H, W)
+    log_prob: torch.Tensor     # (B,) mean over latent dims of log N(x_prev; μ, σ² I)
+    mean: torch.Tensor         # μ, (B, C, H, W)
+    std: torch.Tensor          # σ_t, (B, 1, 1, 1)
+    x0_pred: torch.Tensor      # x̂0, (B, C, H, W)
+
+
+def _rows(a: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a scalar or (B,) tensor to (B, 1, 1, 1) in like's dtype/device."""
+    a = torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    return a.reshape(-1, *([1] * (like.dim() - 1))) if a.dim() else a
+
+
+def to_epsilon(model_out: torch.Tensor, x_t: torch.Tensor, alpha_bar_t, prediction_type: str) -> torch.Tensor:
+    """Turn an epsilon- or v-prediction into ε̂ (v = √ᾱ ε − √(1−ᾱ) x0)."""
+    if prediction_type == "epsilon":
+        return model_out
+    if prediction_type == "v_prediction":
+        a = _rows(alpha_bar_t, x_t)
+        return a.sqrt() * model_out + (1 - a).sqrt() * x_t
+    raise ValueError(f"unsupported prediction_type {prediction_type!r}")
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Mean over all non-batch dims of log N(x; mean, std²): (B,)."""
+    lp = -((x.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - _HALF_LOG_2PI
+    return lp.mean(dim=tuple(range(1, lp.dim())))
+
+
+def ddim_step_with_logprob(
+    eps: torch.Tensor,
+    x_t: torch.Tensor,
+    alpha_bar_t: torch.Tensor | float,
+    alpha_bar_prev: torch.Tensor | float,
+    eta: float,
+    prev_sample: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> StepOutput:
+    """One DDIM step with eta > 0. Samples x_prev (or scores a given one).
+
+    1. x̂0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t                                   (DDIM eq. 12)
+    2. σ_t = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)                    (DDIM eq. 16)
+    3. μ = √ᾱ_prev x̂0 + √(1 − ᾱ_prev − σ_t²) ε̂                          (DDIM eq. 12)
+    4. x_prev = μ + σ_t z, z ~ N(0, I)      (skipped when prev_sample is given)
+    5. log π(x_prev | x_t) = mean_d [−(x_prev − μ)²/(2σ_t²) − log σ_t − ½ log 2π]
+    """
+    if eta <= 0:
+        raise ValueError("eta must be > 0 for a stochastic step with a log-prob")
+    a_t, a_prev = _rows(alpha_bar_t, x_t), _rows(alpha_bar_prev, x_t)
+    x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()                    # 1
+    var = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
+    std = eta * var.clamp_min(0).sqrt()                                       # 2
+    mean = a_prev.sqrt() * x0_pred + (1 - a_prev - std**2).clamp_min(0).sqrt() * eps  # 3
+    if prev_sample is None:                                                   # 4
+        if noise is None:
+            noise = torch.randn_like(x_t)
+        prev_sample = mean + std * noise
+    log_prob = gaussian_log_prob(prev_sample, mean, std)                      # 5
+    return StepOutput(prev_sample, log_prob, mean, std, x0_pred)

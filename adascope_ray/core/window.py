@@ -1,0 +1,123 @@
+"""Which denoising steps enter the policy-gradient update (docs/adascope.md).
+
+Every strategy returns a `WindowSelection`: a (B, K) boolean mask over samples and
+steps, k = 0 the noisiest. Strategies are pure functions of their inputs and an
+explicit numpy Generator; `select_window` dispatches on the window config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WindowSelection:
+    mask: np.ndarray  # (B, K) bool: step k of sample i is trained on
+
+    @property
+    def start(self) -> np.ndarray:
+        """(B,) first selected step, K where nothing is selected."""
+        k = self.mask.shape[1]
+        return np.where(self.mask.any(1), self.mask.argmax(1), k)
+
+    @property
+    def length(self) -> np.ndarray:
+        """(B,) number of selected steps."""
+        return self.mask.sum(1)
+
+
+def _from_bounds(starts: np.ndarray, ends: np.ndarray, k: int) -> WindowSelection:
+    steps = np.arange(k)[None, :]
+    return WindowSelection((steps >= starts[:, None]) & (steps < ends[:, None]))
+
+
+def full_window(batch: int, k: int) -> WindowSelection:
+    return WindowSelection(np.ones((batch, k), dtype=bool))
+
+
+def fraction_window(batch: int, k: int, fraction: float, rng: np.random.Generator) -> WindowSelection:
+    """A random subset of floor(f K) steps per sample (DDPO's timestep_fraction)."""
+    n = max(1, int(np.floor(fraction * k)))
+    mask = np.zeros((batch, k), dtype=bool)
+    for i in range(batch):
+        mask[i, rng.choice(k, size=n, replace=False)] = True
+    return WindowSelection(mask)
+
+
+def random_window(batch: int, k: int, size: int, start_range: tuple[int, int],
+                  rng: np.random.Generator) -> WindowSelection:
+    """One contiguous window of `size` steps per iteration, start uniform in the
+    inclusive range (Flow-GRPO-Fast's random SDE segment)."""
+    lo, hi = start_range
+    start = int(rng.integers(lo, hi + 1))
+    return _from_bounds(np.full(batch, start), np.full(batch, min(start + size, k)), k)
+
+
+def sliding_window(batch: int, k: int, size: int, iteration: int, start: int,
+                   every: int, stride: int) -> WindowSelection:
+    """A window that moves `stride` steps later every `every` iterations and stops
+    at the end of the trajectory (MixGRPO's sliding window)."""
+    s = min(start + (iteration // every) * stride, k - size)
+    return _from_bounds(np.full(batch, s), np.full(batch, s + size), k)
+
+
+def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, *,
+                    k_lo: int, k_hi: int, tau_s: float, tau_e: float, eps_conv: float,
+                    w_min: int, w_max: int) -> tuple[int, int]:
+    """The start/end rule for one prompt group, on its group-mean traces (K,).
+
+    k_s = max(k_lo, first k with S̄_k ≥ τ_s)                       (K if never)
+    k_e = first k ≥ k_s + w_min with C̄_k ≥ τ_e or D̄_k < ε_conv    (K if never)
+    k_e = clamp(k_e, ≤ min(k_s + w_max, k_hi, K)), and never below k_s.
+    The group trains on k_s ≤ k < k_e.
+    """
+    k = len(s_mean)
+    hits = np.nonzero(s_mean >= tau_s)[0]
+    k_s = max(k_lo, int(hits[0]) if len(hits) else k)
+    k_s = min(k_s, k)
+    stop = (c_mean >= tau_e) | (d_mean < eps_conv)
+    stop[: min(k_s + w_min, k)] = False
+    ends = np.nonzero(stop)[0]
+    k_e = int(ends[0]) if len(ends) else k
+    k_e = min(k_e, k_s + w_max, k_hi, k)
+    return k_s, max(k_e, k_s)
+
+
+def adascope_window(structural: np.ndarray, semantic: np.ndarray, convergence: np.ndarray,
+                    group_ids: np.ndarray, *, k_lo: int, k_hi: int, tau_s: float,
+                    tau_e: float, eps_conv: float, w_min: int, w_max: int) -> WindowSelection:
+    """AdaScope's adaptive window: one window per prompt group, shared by its samples.
+    structural, semantic, convergence: (B, K) traces S, C, D; group_ids: (B,)."""
+    b, k = structural.shape
+    starts, ends = np.zeros(b, dtype=int), np.zeros(b, dtype=int)
+    for g in np.unique(group_ids):
+        rows = group_ids == g
+        starts[rows], ends[rows] = adascope_bounds(
+            structural[rows].mean(0), semantic[rows].mean(0), convergence[rows].mean(0),
+            k_lo=k_lo, k_hi=k_hi, tau_s=tau_s, tau_e=tau_e, eps_conv=eps_conv,
+            w_min=w_min, w_max=w_max)
+    return _from_bounds(starts, ends, k)
+
+
+def select_window(cfg, *, batch: int, k: int, iteration: int, rng: np.random.Generator,
+                  structural: np.ndarray | None = None, semantic: np.ndarray | None = None,
+                  convergence: np.ndarray | None = None, group_ids: np.ndarray | None = None,
+                  k_lo: int = 0, k_hi: int | None = None) -> WindowSelection:
+    """Dispatch on cfg.strategy (a WindowConfig or anything with its attributes)."""
+    if cfg.strategy == "full":
+        return full_window(batch, k)
+    if cfg.strategy == "fraction":
+        return fraction_window(batch, k, cfg.fraction, rng)
+    if cfg.strategy == "random_window":
+        return random_window(batch, k, cfg.size, tuple(cfg.start_range), rng)
+    if cfg.strategy == "sliding":
+        return sliding_window(batch, k, cfg.size, iteration, cfg.slide_start,
+                              cfg.slide_every, cfg.slide_stride)
+    if cfg.strategy == "adascope":
+        return adascope_window(
+            structural, semantic, convergence, group_ids,
+            k_lo=k_lo if cfg.use_prior else 0, k_hi=(k if k_hi is None else k_hi) if cfg.use_prior else k,
+            tau_s=cfg.tau_s, tau_e=cfg.tau_e, eps_conv=cfg.eps_conv, w_min=cfg.w_min,
+            w_max=cfg.resolved_w_max(k) if hasattr(cfg, "resolved_w_max") else cfg.w_max)
+    raise ValueError(f"unknown window strategy {cfg.strategy!r}")

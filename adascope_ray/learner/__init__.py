@@ -1,0 +1,3 @@
+from .learner import Learner, collate
+
+__all__ = ["Learner", "collate"]

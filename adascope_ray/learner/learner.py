@@ -1,0 +1,203 @@
+"""The learner: advantages, the timestep window, the clipped update (no ray).
+
+`Learner.update(iteration, scored_rollouts)` runs, in order:
+  1. collate     — concatenate rollouts, drop samples older than max_staleness
+  2. advantages  — per-prompt normalised rewards; zero-spread groups dropped
+  3. window      — which steps enter the update (core.window, docs/adascope.md)
+  4. update      — clipped policy-gradient loss on exactly the selected pairs
+and bumps the weights version. `publish()` returns the new weights as numpy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core import signals as sig
+from ..core.advantages import PerPromptStatTracker, group_advantages
+from ..core.loss import clipped_pg_loss
+from ..core.window import WindowSelection, select_window
+from ..models.loader import load_pipeline, make_trainable, trainable_state
+from ..models.policy import DiffusionPolicy
+from ..types import ScoredRollout, UpdateStats, WeightsUpdate
+
+
+@dataclass
+class Batch:
+    """Rollouts concatenated along B (torch tensors on the learner's device)."""
+    prompts: list[str]
+    group_ids: np.ndarray          # (B,)
+    rewards: np.ndarray            # (B,)
+    components: dict[str, np.ndarray]
+    latents: torch.Tensor          # (B, K+1, C, H, W)
+    log_probs: torch.Tensor        # (B, K)
+    embeds: torch.Tensor           # (B, L, D)
+    negative: torch.Tensor | None  # (1, L, D)
+    structural: np.ndarray         # (B, K)
+    semantic: np.ndarray
+    convergence: np.ndarray
+    var_pooled: float
+    var_full: float
+    alpha_bars: torch.Tensor       # (K,)
+
+
+def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batch:
+    rs = [s.rollout for s in scored]
+    cat = lambda xs: np.concatenate(xs)  # noqa: E731
+    neg = rs[0].negative_embeds
+    # group ids are only unique within one rollout: offset them per rollout
+    gids, offset = [], 0
+    for r in rs:
+        g = np.unique(r.group_ids, return_inverse=True)[1]
+        gids.append(g + offset)
+        offset += g.max() + 1 if len(g) else 0
+    names = scored[0].rewards.components.keys()
+    return Batch(
+        prompts=[p for r in rs for p in r.prompts], group_ids=cat(gids),
+        rewards=cat([s.rewards.total for s in scored]).astype(np.float64),
+        components={n: cat([s.rewards.components[n] for s in scored]) for n in names},
+        latents=torch.from_numpy(cat([r.latents for r in rs])).to(device),
+        log_probs=torch.from_numpy(cat([r.log_probs for r in rs])).to(device),
+        embeds=torch.from_numpy(cat([r.prompt_embeds for r in rs])).to(device),
+        negative=None if neg is None else torch.tensor(neg, device=device),
+        structural=cat([r.signals.structural for r in rs]),
+        semantic=cat([r.signals.semantic for r in rs]),
+        convergence=cat([r.signals.convergence for r in rs]),
+        var_pooled=float(cat([r.signals.var_pooled for r in rs]).mean()),
+        var_full=float(cat([r.signals.var_full for r in rs]).mean()),
+        alpha_bars=schedule.alpha_bars,
+    )
+
+
+class Learner:
+    def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg):
+        torch.set_num_threads(learner_cfg.torch_threads)
+        self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
+        pipe = load_pipeline(model_cfg)
+        self.unet = pipe.unet
+        self.params = make_trainable(self.unet, model_cfg)
+        self.unet.train()
+        self.policy = DiffusionPolicy(self.unet, pipe.scheduler, sampling_cfg)
+        self.device = self.unet.device
+        del pipe  # the learner needs only the denoiser and the schedule
+        self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,
+                                           weight_decay=learner_cfg.weight_decay)
+        self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
+        self.rng = np.random.default_rng(learner_cfg.seed)
+        self.version = 0
+
+    # ---- the phases of one update -------------------------------------------------
+    def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        fresh = [s for s in scored if self.version - s.rollout.policy_version <= self.cfg.max_staleness]
+        dropped = sum(s.rollout.batch_size for s in scored) - sum(s.rollout.batch_size for s in fresh)
+        if not fresh:
+            raise RuntimeError(f"every rollout is older than max_staleness={self.cfg.max_staleness}")
+        batch = collate(fresh, self.device, self.policy.schedule)
+        timings["collate_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        adv = self.advantages(batch)
+        timings["advantages_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        window, k_lo, k_hi = self.window(iteration, batch)
+        mask = window.mask & adv.valid[:, None]
+        timings["window_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        rows0 = self.policy.forward_rows
+        loss, stats, grad_norm = self.train_on(batch, mask, torch.from_numpy(adv.values).to(self.device))
+        timings["update_s"] = time.perf_counter() - t
+        self.version += 1
+
+        sel = window.mask[adv.valid] if adv.valid.any() else window.mask
+        return UpdateStats(
+            policy_version=self.version, reward_mean=float(batch.rewards.mean()),
+            reward_std=float(batch.rewards.std()),
+            reward_components={n: float(v.mean()) for n, v in batch.components.items()},
+            zero_std_ratio=adv.zero_std_ratio, dropped_stale=int(dropped),
+            window_start_mean=float(WindowSelection(sel).start.mean()),
+            window_length_mean=float(WindowSelection(sel).length.mean()),
+            window_hist=mask.sum(0).astype(int).tolist(), trained_pairs=int(mask.sum()),
+            learner_forward_rows=self.policy.forward_rows - rows0, loss=loss,
+            approx_kl=stats["approx_kl"], clipfrac=stats["clipfrac"], grad_norm=grad_norm,
+            k_lo=k_lo, k_hi=k_hi, samples=sum(s.rollout.batch_size for s in scored),
+            sampler_forward_rows=sum(s.rollout.sampler_forward_rows for s in scored),
+            rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
+                             for k in scored[0].rollout.timings},
+            timings=timings,
+        )
+
+    def advantages(self, batch: Batch):
+        a = self.adv_cfg
+        if a.mode == "tracker":
+            return self.tracker.update(batch.prompts, batch.rewards, std_eps=a.std_eps, clip=a.clip)
+        return group_advantages(batch.rewards, batch.group_ids, std_eps=a.std_eps, clip=a.clip)
+
+    def window(self, iteration: int, batch: Batch) -> tuple[WindowSelection, int, int]:
+        k_lo, k_hi = sig.prior_bounds(batch.alpha_bars, batch.var_pooled, batch.var_full,
+                                      self.window_cfg.pool, self.window_cfg.prior_lo,
+                                      self.window_cfg.prior_hi)
+        b, k = batch.log_probs.shape
+        sel = select_window(self.window_cfg, batch=b, k=k, iteration=iteration, rng=self.rng,
+                            structural=batch.structural, semantic=batch.semantic,
+                            convergence=batch.convergence, group_ids=batch.group_ids,
+                            k_lo=k_lo, k_hi=k_hi)
+        return sel, k_lo, k_hi
+
+    def train_on(self, batch: Batch, mask: np.ndarray, adv: torch.Tensor) -> tuple[float, dict, float]:
+        """Clipped PG update on the (sample, step) pairs where mask is True. The
+        gradient of each optimizer step is that of the mean loss over its pairs."""
+        pairs = np.argwhere(mask)                                            # (N, 2): (i, k)
+        if len(pairs) == 0:
+            return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0
+        losses, kls, clips, norms = [], [], [], []
+        for _ in range(self.cfg.inner_epochs):
+            order = pairs[self.rng.permutation(len(pairs))]
+            for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
+                self.optimizer.zero_grad(set_to_none=True)
+                for mb in np.array_split(chunk, -(-len(chunk) // self.cfg.micro_batch_size)):
+                    logp = self.log_probs(batch, mb)
+                    i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
+                    loss, st = clipped_pg_loss(logp, batch.log_probs[i, k], adv[i], self.cfg.clip_range)
+                    (loss * len(mb) / len(chunk)).backward()
+                    losses.append(float(loss.detach()) * len(mb))
+                    kls.append(st.approx_kl * len(mb))
+                    clips.append(st.clipfrac * len(mb))
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)))
+                self.optimizer.step()
+        n = len(pairs) * self.cfg.inner_epochs
+        return sum(losses) / n, {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n}, float(np.mean(norms))
+
+    def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
+        """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""
+        i, k = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+        x_t, x_next = batch.latents[i, k], batch.latents[i, k + 1]
+        neg = None if batch.negative is None else batch.negative.expand(len(pairs), -1, -1)
+        return self.policy.step(x_t, k, batch.embeds[i], neg, prev_sample=x_next).log_prob
+
+    # ---- weights ----------------------------------------------------------------
+    def publish(self) -> WeightsUpdate:
+        return WeightsUpdate(self.version, trainable_state(self.unet))
+
+    def export(self) -> "Checkpoint":
+        """The trainable weights in the layout a plain diffusers pipeline loads."""
+        from ..models.loader import lora_state_for_diffusers
+
+        if self.params and any("lora" in n for n, p in self.unet.named_parameters() if p.requires_grad):
+            state = {k: v.numpy() for k, v in lora_state_for_diffusers(self.unet).items()}
+            return Checkpoint("lora", self.version, state, {})
+        state = {k: v.detach().cpu().numpy() for k, v in self.unet.state_dict().items()}
+        return Checkpoint("full", self.version, state, dict(self.unet.config))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: str                      # "lora" (diffusers LoRA layout) or "full" (UNet state dict)
+    version: int
+    state: dict[str, np.ndarray]
+    unet_config: dict

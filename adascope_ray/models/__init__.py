@@ -1,0 +1,1 @@
+"""diffusers adapters and the builtin tiny model (no ray)."""

@@ -1,0 +1,87 @@
+"""Load a Stable Diffusion pipeline from a local folder and make its UNet trainable."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tiny import ensure_tiny_checkpoint
+
+BUILTIN_TINY = "builtin:tiny"
+
+
+def resolve_model_path(model_cfg) -> Path:
+    if model_cfg.path == BUILTIN_TINY:
+        return ensure_tiny_checkpoint(model_cfg.cache_dir, model_cfg.tiny_seed, model_cfg.resolution)
+    path = Path(os.path.expanduser(model_cfg.path))
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"model.path: {path} is not a diffusers pipeline folder (no model_index.json); "
+            "give a local directory saved with save_pretrained, or 'builtin:tiny'"
+        )
+    return path
+
+
+def pick_device(model_cfg) -> torch.device:
+    if model_cfg.device == "cuda" or (model_cfg.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_pipeline(model_cfg):
+    """StableDiffusionPipeline.from_pretrained(local folder), frozen, on the device."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(resolve_model_path(model_cfg)), local_files_only=True, safety_checker=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+    return pipe.to(pick_device(model_cfg))
+
+
+def make_trainable(unet, model_cfg) -> list[torch.nn.Parameter]:
+    """Attach LoRA adapters (diffusers' peft integration) or unfreeze the whole UNet.
+    LoRA's B matrices start at zero, so the initial policy is the base model."""
+    if model_cfg.trainable == "full":
+        unet.requires_grad_(True)
+    else:
+        from peft import LoraConfig
+
+        unet.add_adapter(LoraConfig(
+            r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
+            target_modules=list(model_cfg.lora_targets), init_lora_weights="gaussian",
+        ))
+    return [p for p in unet.parameters() if p.requires_grad]
+
+
+def trainable_state(unet) -> dict[str, np.ndarray]:
+    """Trainable parameters by name, as float32 numpy (cheap through the object store)."""
+    return {n: p.detach().float().cpu().numpy() for n, p in unet.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def load_trainable_state(unet, state: dict[str, np.ndarray]) -> None:
+    params = dict(unet.named_parameters())
+    missing = [n for n in state if n not in params]
+    if missing:
+        raise KeyError(f"weights update names {len(missing)} unknown parameters, e.g. {missing[0]}")
+    for name, value in state.items():
+        p = params[name]
+        p.copy_(torch.from_numpy(np.asarray(value)).to(device=p.device, dtype=p.dtype))
+
+
+def lora_state_for_diffusers(unet) -> dict[str, torch.Tensor]:
+    """The UNet's LoRA weights in the layout diffusers' save_lora_weights expects."""
+    from peft.utils import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(unet).items()}

@@ -1,0 +1,73 @@
+"""The builtin tiny Stable-Diffusion-class model, built from config with a fixed seed.
+
+Same classes as SD1.5 (UNet2DConditionModel, AutoencoderKL, CLIPTextModel,
+CLIPTokenizer, DDIMScheduler), a few million random-init parameters. It is saved
+with `save_pretrained` and then loaded with `from_pretrained(local_dir)`, so it goes
+through exactly the path a real checkpoint does.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+TINY_VERSION = 1  # bump when the architecture below changes
+
+
+def build_tiny_pipeline(seed: int, resolution: int, tokenizer_dir: str | Path):
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .tokenizer import build_clip_tokenizer
+
+    torch.manual_seed(seed)
+    latent = resolution // 2  # two VAE blocks = one 2x downsample
+    unet = UNet2DConditionModel(
+        sample_size=latent, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+    )
+    vae = AutoencoderKL(
+        sample_size=resolution, in_channels=3, out_channels=3, latent_channels=4,
+        block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
+        eos_token_id=49407, pad_token_id=49407,
+    ))
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+    )
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(tokenizer_dir),
+        unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def ensure_tiny_checkpoint(cache_dir: str | Path, seed: int, resolution: int) -> Path:
+    """Build and save the tiny pipeline once; later calls return the saved folder.
+    The folder appears atomically (built in a temporary sibling, then renamed)."""
+    root = Path(os.path.expanduser(str(cache_dir)))
+    target = root / f"tiny-sd-v{TINY_VERSION}-seed{seed}-{resolution}px"
+    if (target / "model_index.json").is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        pipe = build_tiny_pipeline(seed, resolution, tmp / "_tokenizer_src")
+        pipe.save_pretrained(tmp / "pipe")
+        try:
+            os.rename(tmp / "pipe", target)
+        except OSError:  # another process won the race: use its copy
+            if not (target / "model_index.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

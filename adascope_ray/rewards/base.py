@@ -1,0 +1,38 @@
+"""The scorer interface and the registry of scorers by config name."""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+
+class Scorer(Protocol):
+    name: str
+
+    def __call__(self, images: np.ndarray, prompts: list[str]) -> np.ndarray:
+        """images: (B, H, W, 3) uint8; prompts: B strings -> (B,) float32 rewards."""
+        ...
+
+
+def _registry() -> dict[str, Callable[[], Scorer]]:
+    from .jpeg import JpegCompressibility, JpegIncompressibility
+
+    return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility}
+
+
+def available_scorers() -> list[str]:
+    return sorted(_registry())
+
+
+def build_scorer(name: str) -> Scorer:
+    reg = _registry()
+    if name not in reg:
+        raise KeyError(f"unknown reward {name!r}; known: {', '.join(sorted(reg))}")
+    return reg[name]()
+
+
+def check_scores(name: str, scores: np.ndarray, n: int) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if scores.shape[0] != n:
+        raise ValueError(f"reward {name!r} returned {scores.shape[0]} scores for {n} images")
+    return scores

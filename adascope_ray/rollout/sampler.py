@@ -1,0 +1,104 @@
+"""The sampler: runs the diffusion pipeline as a stochastic policy (no ray).
+
+`Sampler.sample(batch)` generates SDE trajectories with per-step log-probs, the
+AdaScope signal traces and the final images, and returns a typed `Rollout`.
+`cluster.actors` wraps this class in a Ray actor.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..core import signals as sig
+from ..models.loader import load_pipeline, load_trainable_state, make_trainable
+from ..models.policy import DiffusionPolicy, encode_prompts
+from ..types import PromptBatch, Rollout, SignalTraces, WeightsUpdate
+
+
+class Sampler:
+    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int = 8):
+        torch.set_num_threads(sampler_cfg.torch_threads)
+        self.cfg = sampler_cfg
+        self.pipe = load_pipeline(model_cfg)
+        make_trainable(self.pipe.unet, model_cfg)
+        self.pipe.unet.requires_grad_(False)
+        self.policy = DiffusionPolicy(self.pipe.unet, self.pipe.scheduler, sampling_cfg)
+        self.device = self.pipe.unet.device
+        self.pool = pool
+        self.resolution = model_cfg.resolution
+        self.version = 0
+        self._uncond = None
+
+    def set_weights(self, update: WeightsUpdate) -> int:
+        load_trainable_state(self.pipe.unet, update.state)
+        self.version = update.version
+        return self.version
+
+    @torch.no_grad()
+    def sample(self, batch: PromptBatch) -> Rollout:
+        if batch.policy_version != self.version:
+            raise RuntimeError(f"sampler holds weights v{self.version}, batch wants v{batch.policy_version}")
+        t0 = time.perf_counter()
+        parts = [self._sample_chunk(batch.prompts[i : i + self.cfg.batch_size], batch.seed * 100_003 + i)
+                 for i in range(0, len(batch.prompts), self.cfg.batch_size)]
+        cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
+        k = len(self.policy.schedule.timesteps)
+        uncond = self._uncond_embeds()
+        return Rollout(
+            policy_version=self.version, prompts=list(batch.prompts),
+            group_ids=np.asarray(batch.group_ids), step_indices=np.arange(k),
+            timesteps=self.policy.schedule.timesteps.numpy(),
+            latents=cat("latents"), log_probs=cat("log_probs"), prompt_embeds=cat("embeds"),
+            negative_embeds=None if uncond is None else uncond[:1].cpu().numpy(),
+            signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
+            images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
+            timings={"sample_s": time.perf_counter() - t0},
+        )
+
+    def _uncond_embeds(self) -> torch.Tensor | None:
+        if not self.policy.uses_cfg:
+            return None
+        if self._uncond is None:
+            self._uncond = encode_prompts(self.pipe, [""])
+        return self._uncond
+
+    def _sample_chunk(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:
+        b = len(prompts)
+        gen = torch.Generator("cpu").manual_seed(seed)
+        cond = encode_prompts(self.pipe, prompts)                            # (b, L, D)
+        uncond = self._uncond_embeds()
+        uncond = None if uncond is None else uncond.expand(b, -1, -1)
+        unet_cfg = self.pipe.unet.config
+        side = self.resolution // self.pipe.vae_scale_factor
+        x = torch.randn((b, unet_cfg.in_channels, side, side), generator=gen).to(self.device)
+        x = x * self.pipe.scheduler.init_noise_sigma
+        rows0 = self.policy.forward_rows
+        latents, log_probs, x0s = [x], [], []
+        for k in range(len(self.policy.schedule.timesteps)):
+            out = self.policy.step(x, torch.full((b,), k), cond, uncond, generator=gen)
+            x = out.prev_sample
+            latents.append(x)
+            log_probs.append(out.log_prob)
+            x0s.append(out.x0_pred)
+        x0 = torch.stack(x0s, 1).float()                                    # (b, K, C, H, W)
+        final = x0[:, -1]
+        return {
+            "latents": torch.stack(latents, 1).float().cpu().numpy(),     # (b, K+1, C, H, W)
+            "log_probs": torch.stack(log_probs, 1).float().cpu().numpy(),  # (b, K)
+            "embeds": cond.float().cpu().numpy(),
+            "S": sig.structural_trace(x0, self.pool).cpu().numpy(),
+            "C": sig.semantic_trace_fallback(x0).cpu().numpy(),
+            "D": sig.convergence_trace(x0).cpu().numpy(),
+            "var_pooled": sig.avg_pool(final, self.pool).flatten(1).var(1).cpu().numpy(),
+            "var_full": final.flatten(1).var(1).cpu().numpy(),
+            "images": self._decode(x),
+            "rows": np.asarray(self.policy.forward_rows - rows0),
+        }
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        vae = self.pipe.vae
+        img = vae.decode(latents / vae.config.scaling_factor).sample           # (b, 3, H, W) in [-1, 1]
+        img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return img.permute(0, 2, 3, 1).cpu().numpy()                         # (b, H, W, 3)

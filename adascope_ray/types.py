@@ -1,0 +1,92 @@
+"""Typed data passed between stages. Arrays are numpy (cheap through Ray's object
+store); shapes use B = trajectories, K = denoising steps, C/H/W = latent dims,
+L/D = text tokens / embedding width."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PromptBatch:
+    """What a sampler is asked to generate: B = groups x group_size trajectories."""
+    prompts: list[str]        # (B,) one per trajectory
+    group_ids: np.ndarray     # (B,) int: trajectories of one prompt share an id
+    seed: int                 # seeds this batch's noise (reproducible rollouts)
+    policy_version: int       # weights version the sampler must hold
+
+
+@dataclass(frozen=True)
+class SignalTraces:
+    """AdaScope's per-step signals, computed by the sampler (docs/adascope.md)."""
+    structural: np.ndarray    # (B, K) S_k
+    semantic: np.ndarray      # (B, K) C_k (weight-free fallback)
+    convergence: np.ndarray   # (B, K) D_k, +inf at k = 0
+    var_pooled: np.ndarray    # (B,) variance of the pooled final x̂0 (prior's s²)
+    var_full: np.ndarray      # (B,) variance of the final x̂0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    policy_version: int
+    prompts: list[str]            # (B,)
+    group_ids: np.ndarray         # (B,) int
+    step_indices: np.ndarray      # (K,) int, 0 = noisiest
+    timesteps: np.ndarray         # (K,) int scheduler timesteps
+    latents: np.ndarray           # (B, K+1, C, H, W) float32: x_k and x_{k+1} for every step
+    log_probs: np.ndarray         # (B, K) float32: log π_old(x_{k+1} | x_k)
+    prompt_embeds: np.ndarray     # (B, L, D) float32
+    negative_embeds: np.ndarray | None  # (1, L, D) float32 under CFG, else None
+    signals: SignalTraces
+    images: np.ndarray            # (B, H, W, 3) uint8, final images
+    sampler_forward_rows: int     # rows pushed through the denoiser (cost counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    total: np.ndarray                    # (B,) weighted sum of the components
+    components: dict[str, np.ndarray]    # name -> (B,)
+
+
+@dataclass(frozen=True)
+class ScoredRollout:
+    rollout: Rollout
+    rewards: RewardResult
+
+
+@dataclass(frozen=True)
+class WeightsUpdate:
+    version: int
+    state: dict[str, np.ndarray]  # trainable parameters by name
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """What one learner update did; becomes part of the iteration's metrics."""
+    policy_version: int            # version after the update
+    reward_mean: float
+    reward_std: float
+    reward_components: dict[str, float]
+    zero_std_ratio: float
+    dropped_stale: int
+    window_start_mean: float
+    window_length_mean: float
+    window_hist: list[int]         # (K,) how often each step was trained on
+    trained_pairs: int
+    learner_forward_rows: int
+    loss: float
+    approx_kl: float
+    clipfrac: float
+    grad_norm: float
+    k_lo: int
+    k_hi: int
+    samples: int                   # trajectories received (stale ones included)
+    sampler_forward_rows: int      # denoiser rows the samplers spent on them
+    rollout_timings: dict[str, float] = field(default_factory=dict)  # slowest sampler's
+    timings: dict[str, float] = field(default_factory=dict)
