@@ -59,7 +59,7 @@ def train(args) -> int:
         return _fail(str(err))
 
     from .cluster.controller import Controller
-    from .cluster.runtime import connect, resolve_address
+    from .cluster.runtime import connect, disconnect, resolve_address
 
     t0 = time.perf_counter()
     address = resolve_address(args.address, cfg.cluster.address)
@@ -70,11 +70,7 @@ def train(args) -> int:
         rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress).run()
     finally:
         if started:
-            import ray
-            from ray import serve
-
-            serve.shutdown()
-            ray.shutdown()
+            disconnect()
     _summary(run_dir, rows, time.perf_counter() - t0)
     return 0
 

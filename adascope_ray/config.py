@@ -227,16 +227,35 @@ def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_errors(source, err)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    p = Path(path)
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_tree(p: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file; a top-level `base: other.yaml` (relative to the file) is
+    read first and this file's sections are merged over it."""
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: 'base' files form a cycle")
     try:
         tree = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{p}: top level must be a mapping of sections")
+    base = tree.pop("base", None)
+    if base is not None:
+        tree = _merge(_read_tree(p.parent / str(base), seen + (p.resolve(),)), tree)
+    return tree
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    p = Path(path)
+    tree = _read_tree(p)
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)
     return config_from_dict(tree, str(p))

@@ -34,3 +34,11 @@ def connect(cluster_cfg, address: str | None) -> bool:
     ray.init(num_cpus=cluster_cfg.num_cpus, include_dashboard=cluster_cfg.include_dashboard,
              runtime_env=runtime_env(), log_to_driver=True)
     return True
+
+
+def disconnect() -> None:
+    """Stop Serve and the local cluster this process started."""
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()

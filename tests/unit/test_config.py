@@ -1,0 +1,79 @@
+"""The config tree: every shipped YAML validates; bad input names the field."""
+from pathlib import Path
+
+import pytest
+
+from adascope_ray.config import Config, ConfigError, load_config
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert any(p.name == "tiny.yaml" for p in CONFIGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+
+
+def test_one_config_per_window_strategy():
+    strategies = {load_config(p).window.strategy for p in CONFIGS}
+    assert strategies == {"full", "fraction", "random_window", "sliding", "adascope"}
+
+
+def test_every_field_has_a_description():
+    def walk(model):
+        for name, f in model.model_fields.items():
+            assert f.description, f"{model.__name__}.{name} has no description"
+            ann = f.annotation
+            if isinstance(ann, type) and hasattr(ann, "model_fields"):
+                walk(ann)
+    walk(Config)
+
+
+def test_overrides_are_typed(tmp_path):
+    cfg = load_config(CONFIGS[0], ["learner.lr=0.5", "window.strategy=full", "model.lora_targets=[to_q]"])
+    assert cfg.learner.lr == 0.5 and cfg.window.strategy == "full" and cfg.model.lora_targets == ["to_q"]
+
+
+@pytest.mark.parametrize("override,field", [
+    ("learner.lrr=1", "learner.lrr"),                    # unknown field
+    ("learner.lr=-1", "learner.lr"),                      # out of range
+    ("window.strategy=everything", "window.strategy"),    # not a choice
+    ("sampling.num_steps=1", "sampling.num_steps"),
+    ("data.group_size=1", "data.group_size"),
+])
+def test_bad_field_is_named(override, field):
+    with pytest.raises(ConfigError) as e:
+        load_config(CONFIGS[0], [override])
+    assert field in str(e.value)
+
+
+def test_contradictions_are_refused():
+    with pytest.raises(ConfigError, match="window.size"):
+        load_config(Path(CONFIGS[0]), ["window.strategy=sliding", "window.size=99"])
+    with pytest.raises(ConfigError, match="num_samplers"):
+        load_config(Path(CONFIGS[0]), ["data.prompts_per_iteration=3", "sampler.num_samplers=2"])
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="form"):
+        load_config(CONFIGS[0], ["no_equals_sign"])
+
+
+def test_base_file_is_merged_under(tmp_path):
+    (tmp_path / "a.yaml").write_text("data: {prompts: [x, y], group_size: 3}\nlearner: {lr: 0.1, inner_epochs: 2}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nlearner: {lr: 0.2}\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    assert (cfg.learner.lr, cfg.learner.inner_epochs, cfg.data.group_size) == (0.2, 2, 3)
+    (tmp_path / "c.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "c.yaml")

@@ -1,0 +1,89 @@
+"""Window strategies against hand-worked cases. Steps k = 0 (noisiest) … K−1."""
+import numpy as np
+import pytest
+
+from adascope_ray.config import WindowConfig
+from adascope_ray.core.window import (adascope_bounds, adascope_window, fraction_window,
+                                      full_window, random_window, select_window, sliding_window)
+
+K = 10
+S = np.array([0.1, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 1.0])
+C = np.array([0.5, 0.6, 0.7, 0.8, 0.96, 0.96, 0.97, 0.98, 0.99, 1.0])
+D_SLOW = np.full(K, 0.5)
+RULE = dict(k_lo=0, k_hi=K, tau_s=0.5, tau_e=0.95, eps_conv=0.02, w_min=2, w_max=3)
+
+
+def rows(mask):
+    return [np.nonzero(r)[0].tolist() for r in mask]
+
+
+def test_full_and_fraction():
+    assert full_window(2, 4).mask.all()
+    sel = fraction_window(3, K, 0.25, np.random.default_rng(0))
+    assert (sel.length == 2).all()                     # floor(0.25 * 10) = 2 per sample
+    assert fraction_window(1, K, 0.01, np.random.default_rng(0)).length.tolist() == [1]  # at least one
+
+
+def test_random_window_is_contiguous_and_in_range():
+    for seed in range(20):
+        sel = random_window(2, K, 3, (2, 5), np.random.default_rng(seed))
+        r = rows(sel.mask)
+        assert r[0] == r[1] and len(r[0]) == 3
+        assert 2 <= r[0][0] <= 5 and r[0] == list(range(r[0][0], r[0][0] + 3))
+
+
+@pytest.mark.parametrize("it,expected", [(0, [2, 3, 4]), (4, [2, 3, 4]), (5, [3, 4, 5]), (100, [7, 8, 9])])
+def test_sliding(it, expected):
+    # size 3, starts at 2, moves 1 step every 5 iterations, stops at K − size = 7
+    assert rows(sliding_window(1, K, 3, it, start=2, every=5, stride=1).mask) == [expected]
+
+
+def test_adascope_start_and_semantic_end():
+    # k_s: first S ≥ .5 is k=3. End may fire from k_s + w_min = 5: C[5] = .96 ≥ .95 → k_e = 5
+    assert adascope_bounds(S, C, D_SLOW, **RULE) == (3, 5)
+
+
+def test_adascope_w_max_clamps():
+    c = np.full(K, 0.1)  # never semantically done: end = k_s + w_max = 3 + 3
+    assert adascope_bounds(S, c, D_SLOW, **RULE) == (3, 6)
+
+
+def test_adascope_prior_lo_and_hi():
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_lo": 5, "w_max": 9}) == (5, 10)
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 4, "w_max": 9}) == (3, 4)
+    # k_hi before k_s: empty window, never negative
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 2}) == (3, 3)
+
+
+def test_adascope_convergence_end():
+    d = np.array([np.inf, .3, .2, .1, .05, .04, .01, .01, .01, 0])  # D < .02 first at k=6
+    assert adascope_bounds(S, np.zeros(K), d, **{**RULE, "w_max": 9}) == (3, 6)
+
+
+def test_adascope_w_min_delays_end():
+    c = np.ones(K)  # semantically done everywhere: end at k_s + w_min
+    assert adascope_bounds(S, c, D_SLOW, **RULE) == (3, 5)
+
+
+def test_adascope_never_structured_is_empty():
+    assert adascope_bounds(np.zeros(K), C, D_SLOW, **RULE) == (K, K)
+
+
+def test_adascope_groups_share_a_window_from_group_means():
+    # group 0: samples whose S only crosses .5 on average at k=4; group 1: empty
+    s = np.stack([S - 0.2, S + 0.0, np.zeros(K), np.zeros(K)])
+    s[0, 3], s[1, 3] = 0.3, 0.6          # mean at k=3 is .45 < .5; at k=4: (.5+.7)/2 = .6
+    c = np.tile(C, (4, 1))
+    d = np.tile(D_SLOW, (4, 1))
+    sel = adascope_window(s, c, d, np.array([0, 0, 1, 1]), **RULE)
+    # group 0: k_s = 4, end may fire from 6: C[6] = .97 → [4, 6); group 1 never starts
+    assert rows(sel.mask) == [[4, 5], [4, 5], [], []]
+    assert sel.start.tolist() == [4, 4, K, K] and sel.length.tolist() == [2, 2, 0, 0]
+
+
+def test_select_window_dispatch_defaults_w_max_to_30_percent():
+    cfg = WindowConfig(strategy="adascope", w_min=1, tau_e=1.0, eps_conv=0.0)  # only w_max ends it
+    sel = select_window(cfg, batch=1, k=K, iteration=0, rng=np.random.default_rng(0),
+                        structural=S[None], semantic=C[None], convergence=D_SLOW[None],
+                        group_ids=np.array([0]), k_lo=0, k_hi=K)
+    assert rows(sel.mask) == [[3, 4, 5]]  # ceil(0.3 * 10) = 3 steps from k_s = 3
