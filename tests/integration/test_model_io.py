@@ -1,0 +1,65 @@
+"""The tiny model goes through the same loading path as a real checkpoint, and the
+LoRA checkpoint loads into a plain diffusers pipeline."""
+import json
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from adascope_ray.learner import Learner
+from adascope_ray.models.loader import load_pipeline, resolve_model_path
+from adascope_ray.models.tiny import ensure_tiny_checkpoint
+from adascope_ray.runio import RunDir
+
+
+def test_tiny_is_saved_then_loaded_with_real_classes(tiny_cfg, model_cache):
+    path = resolve_model_path(tiny_cfg.model)
+    index = json.loads((path / "model_index.json").read_text())
+    assert index["unet"] == ["diffusers", "UNet2DConditionModel"]
+    mtime = (path / "model_index.json").stat().st_mtime
+    assert ensure_tiny_checkpoint(model_cache, 0, 32) == path  # built once, then reused
+    assert (path / "model_index.json").stat().st_mtime == mtime
+    pipe = load_pipeline(tiny_cfg.model)
+    assert isinstance(pipe.unet, UNet2DConditionModel) and isinstance(pipe.vae, AutoencoderKL)
+    assert isinstance(pipe.text_encoder, CLIPTextModel) and isinstance(pipe.tokenizer, CLIPTokenizer)
+    assert isinstance(pipe.scheduler, DDIMScheduler) and not pipe.scheduler.config.set_alpha_to_one
+
+
+def test_tiny_build_is_deterministic(tmp_path, model_cache):
+    from safetensors.torch import load_file
+
+    a = load_file(ensure_tiny_checkpoint(model_cache, 0, 32) / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(ensure_tiny_checkpoint(tmp_path, 0, 32) / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_missing_model_path_is_named(make_cfg, tmp_path):
+    import pytest
+
+    cfg = make_cfg(model={"path": str(tmp_path / "nowhere")})
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        resolve_model_path(cfg.model)
+
+
+def test_lora_checkpoint_loads_with_load_lora_weights(make_cfg, tmp_path):
+    cfg = make_cfg()
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    with torch.no_grad():  # move the LoRA weights away from their zero init
+        for n, p in learner.unet.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    run = RunDir.create(str(tmp_path), "r", overwrite=False)
+    ckpt_dir = run.save_checkpoint(3, learner.export(), {"iteration": 3})
+    assert (ckpt_dir / "pytorch_lora_weights.safetensors").is_file()
+    assert not any(p.name.startswith(".tmp") for p in ckpt_dir.parent.iterdir())
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(resolve_model_path(cfg.model)), local_files_only=True)
+    x, emb = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        before = pipe.unet(x, 400, encoder_hidden_states=emb).sample
+        pipe.load_lora_weights(str(ckpt_dir))
+        after = pipe.unet(x, 400, encoder_hidden_states=emb).sample
+        learner.unet.eval()
+        want = learner.unet(x, 400, encoder_hidden_states=emb).sample
+    assert not torch.allclose(before, want)
+    torch.testing.assert_close(after, want, rtol=1e-4, atol=1e-5)

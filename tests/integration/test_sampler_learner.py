@@ -1,0 +1,97 @@
+"""One sampler and one learner in one process on the tiny model (no Ray)."""
+import numpy as np
+import pytest
+import torch
+
+from adascope_ray.core.cost import learner_passes, sampler_passes
+from adascope_ray.data import PromptSchedule
+from adascope_ray.learner import Learner, collate
+from adascope_ray.rewards import build_scorer
+from adascope_ray.rollout import Sampler
+from adascope_ray.types import RewardResult, ScoredRollout
+
+
+def build(cfg):
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
+    sampler.set_weights(learner.publish())
+    return sampler, learner
+
+
+def scored_rollout(cfg, sampler, iteration=0):
+    batch = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, 0)
+    rollout = sampler.sample(batch.batches(iteration, 1, sampler.version)[0])
+    r = build_scorer("jpeg_incompressibility")(rollout.images, rollout.prompts)
+    return ScoredRollout(rollout, RewardResult(r, {"jpeg_incompressibility": r}))
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_cfg):
+    return build(tiny_cfg)
+
+
+def test_rollout_shapes_and_counted_cost(tiny_cfg, pair):
+    sampler, _ = pair
+    s = scored_rollout(tiny_cfg, sampler)
+    r, b, k = s.rollout, 4, tiny_cfg.sampling.num_steps
+    assert r.latents.shape == (b, k + 1, 4, 16, 16) and r.log_probs.shape == (b, k)
+    assert r.images.shape == (b, 32, 32, 3) and r.images.dtype == np.uint8
+    assert np.isfinite(r.log_probs).all() and r.signals.structural.shape == (b, k)
+    assert r.sampler_forward_rows == sampler_passes(b, k, cfg=True)  # CFG doubles every row
+    assert r.prompts == [r.prompts[0]] * 2 + [r.prompts[2]] * 2 and r.group_ids.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("micro", [1, 3, 16])
+def test_learner_recomputes_the_samplers_log_probs(tiny_cfg, pair, micro):
+    sampler, learner = pair
+    s = scored_rollout(tiny_cfg, sampler)
+    batch = collate([s], learner.device, learner.policy.schedule)
+    pairs = np.argwhere(np.ones(batch.log_probs.shape, bool))
+    with torch.no_grad():
+        got = torch.cat([learner.log_probs(batch, mb) for mb in np.array_split(pairs, -(-len(pairs) // micro))])
+    want = batch.log_probs[pairs[:, 0], pairs[:, 1]]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+    ratio = torch.exp(got - want)
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-4)
+
+
+def test_update_trains_only_the_selected_steps(make_cfg):
+    # a sliding window fixed at steps [1, 3): only those timesteps may see gradient
+    cfg = make_cfg(window={"strategy": "sliding", "size": 2, "slide_start": 1, "slide_every": 100})
+    sampler, learner = build(cfg)
+    s = scored_rollout(cfg, sampler)
+    seen = []
+    hook = learner.unet.register_forward_pre_hook(
+        lambda mod, args: seen.append((torch.is_grad_enabled(), args[1].tolist())))
+    lora = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if "lora" in n}
+    base = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if "lora" not in n}
+    stats = learner.update(0, [s])
+    hook.remove()
+
+    ts = s.rollout.timesteps
+    grad_timesteps = {t for grad, tt in seen if grad for t in tt}
+    assert grad_timesteps == {int(ts[1]), int(ts[2])}
+    assert stats.window_hist == [0, 4, 4, 0] and stats.trained_pairs == 8
+    assert stats.learner_forward_rows == 2 * 8  # CFG: two rows per trained pair
+    assert learner_passes(stats.trained_pairs, cfg=True) == 3 * stats.learner_forward_rows
+    changed = [n for n, p in learner.unet.named_parameters() if "lora" in n and not torch.equal(p, lora[n])]
+    assert len(changed) > 0
+    assert all(torch.equal(p, base[n]) for n, p in learner.unet.named_parameters() if "lora" not in n)
+    assert stats.policy_version == 1
+
+
+def test_publish_reaches_the_sampler(make_cfg):
+    cfg = make_cfg(window={"strategy": "full"})
+    sampler, learner = build(cfg)
+    learner.update(0, [scored_rollout(cfg, sampler)])
+    update = learner.publish()
+    assert sampler.set_weights(update) == 1
+    x = torch.randn(1, 4, 16, 16)
+    emb = torch.randn(1, 77, 32)
+    with torch.no_grad():
+        a = sampler.pipe.unet(x, 500, encoder_hidden_states=emb).sample
+        learner.unet.eval()
+        b = learner.unet(x, 500, encoder_hidden_states=emb).sample
+    torch.testing.assert_close(a, b)
+    with pytest.raises(RuntimeError, match="v1"):  # a batch for another version is refused
+        sampler.sample(PromptSchedule(["x"], 1, 2, 0).batches(0, 1, policy_version=0)[0])
