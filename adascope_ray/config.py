@@ -130,12 +130,12 @@ class WindowConfig(_Strict):
 
 
 class RewardComponentConfig(_Strict):
-    name: Literal["jpeg_compressibility", "jpeg_incompressibility"] = Field(description="Reward scorer.")
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match"] = Field(description="Reward scorer (see adascope_ray/rewards/).")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int = Field(1, ge=1, description="Serve replicas of this reward's deployment.")
     num_cpus: float = Field(0.0, ge=0, description="CPUs reserved per replica.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per replica.")
-    max_batch_size: int = Field(32, ge=1, description="@serve.batch maximum images per batch.")
+    max_batch_size: int = Field(32, ge=1, description="@serve.batch: most requests scored together in one call (each request carries one or more images).")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch wait for a fuller batch.")
 
 

@@ -98,11 +98,20 @@ def build_reward_app(rewards_cfg):
     for c in rewards_cfg.components:
         comps[c.name] = RewardComponent.options(
             name=f"reward_{c.name}", num_replicas=c.num_replicas,
+            max_ongoing_requests=max(5, 2 * c.max_batch_size),  # room to fill a batch
             ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
         ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s)
     weights = {c.name: c.weight for c in rewards_cfg.components}
-    return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0},
+    return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
                                   logging_config=QUIET).bind(weights, comps)
+
+
+def app_builder(args: dict):
+    """Serve config entry point (`import_path: adascope_ray.cluster.serve_app:app_builder`);
+    `args` are fields of the `rewards` config section, validated the same way."""
+    from ..config import RewardsConfig
+
+    return build_reward_app(RewardsConfig.model_validate(args or {}))
 
 
 def deploy_rewards(rewards_cfg) -> None:

@@ -77,7 +77,7 @@ def load_trainable_state(unet, state: dict[str, np.ndarray]) -> None:
         raise KeyError(f"weights update names {len(missing)} unknown parameters, e.g. {missing[0]}")
     for name, value in state.items():
         p = params[name]
-        p.copy_(torch.from_numpy(np.asarray(value)).to(device=p.device, dtype=p.dtype))
+        p.copy_(torch.as_tensor(np.array(value, copy=True)).to(device=p.device, dtype=p.dtype))
 
 
 def lora_state_for_diffusers(unet) -> dict[str, torch.Tensor]:

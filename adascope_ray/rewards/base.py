@@ -15,9 +15,11 @@ class Scorer(Protocol):
 
 
 def _registry() -> dict[str, Callable[[], Scorer]]:
+    from .color import ColorMatch
     from .jpeg import JpegCompressibility, JpegIncompressibility
 
-    return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility}
+    return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
+            "color_match": ColorMatch}
 
 
 def available_scorers() -> list[str]:

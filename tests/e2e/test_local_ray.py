@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from adascope_ray.cli import main
-from adascope_ray.config import config_from_dict
 from adascope_ray.rewards import build_scorer
 
 pytestmark = pytest.mark.e2e
@@ -61,13 +60,14 @@ def _post(url: str, payload) -> tuple[int, dict]:
 def test_reward_app_http_weights_and_batching(ray_cluster):
     from ray import serve
 
-    from adascope_ray.cluster.serve_app import deploy_rewards
+    from adascope_ray.cluster.serve_app import app_builder
 
-    cfg = config_from_dict({"data": {"prompts": ["x"]}, "rewards": {
-        "app_name": "rewards-e2e", "route_prefix": "/r", "http_port": ray_cluster["http_port"],
-        "components": [{"name": "jpeg_compressibility", "weight": 2.0, "batch_wait_timeout_s": 0.3},
-                       {"name": "jpeg_incompressibility", "weight": 0.5}]}})
-    deploy_rewards(cfg.rewards)
+    # the same entry point `serve deploy deploy/rewards.yaml` uses
+    app = app_builder({"components": [
+        {"name": "jpeg_compressibility", "weight": 2.0, "batch_wait_timeout_s": 0.3},
+        {"name": "jpeg_incompressibility", "weight": 0.5}]})
+    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
+    serve.run(app, name="rewards-e2e", route_prefix="/r", blocking=False)
     try:
         rng = np.random.default_rng(0)
         imgs = np.stack([np.full((32, 32, 3), 90, np.uint8), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)])

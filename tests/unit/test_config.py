@@ -77,3 +77,18 @@ def test_base_file_is_merged_under(tmp_path):
     (tmp_path / "c.yaml").write_text("base: c.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_deploy_rewards_yaml_args_are_a_rewards_section():
+    import importlib
+
+    import yaml
+
+    from adascope_ray.config import RewardsConfig
+
+    doc = yaml.safe_load((CONFIGS[0].parents[1] / "deploy" / "rewards.yaml").read_text())
+    assert doc["http_options"]["host"] == "127.0.0.1"
+    for app in doc["applications"]:
+        module, _, attr = app["import_path"].partition(":")
+        assert callable(getattr(importlib.import_module(module), attr))
+        RewardsConfig.model_validate(app["args"])

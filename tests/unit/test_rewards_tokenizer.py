@@ -43,3 +43,12 @@ def test_offline_tokenizer_matches_open_clip(tmp_path):
         n = b.index(49407) + 1  # up to end-of-text; open_clip pads with 0, CLIP with eot
         assert a[:n] == b[:n]
     assert len(tok) == 49408
+
+
+def test_color_match_hand_values():
+    red = np.zeros((1, 4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    score = build_scorer("color_match")
+    # exact match 1; red image for "blue": 1 − ‖(1,0,−1)‖/√3 = 1 − √2/√3 = 0.18350; no colour word: 0.5
+    got = score(np.concatenate([red, red, red]), ["a red circle", "a Blue square", "a cat"])
+    assert got.tolist() == pytest.approx([1.0, 1 - (2 / 3) ** 0.5, 0.5], abs=1e-6)
