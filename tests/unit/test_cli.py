@@ -1,4 +1,5 @@
 """Bad input stops the CLI with exit code 2 before anything starts."""
+import subprocess
 import sys
 from pathlib import Path
 
@@ -7,11 +8,13 @@ from adascope_ray.cli import main
 TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
 
 
-def test_bad_field_exits_2_naming_it(tmp_path, capsys):
-    assert main(["train", TINY, "learner.lrr=1", f"run.output_dir={tmp_path}"]) == 2
-    assert "learner.lrr" in capsys.readouterr().err
+def test_bad_field_exits_2_naming_it_before_ray_starts(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "adascope_ray.cli", "train", TINY, "learner.lrr=1",
+                        f"run.output_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "learner.lrr" in r.stderr
+    assert "Ray" not in r.stdout + r.stderr  # no cluster was started or joined
     assert not (tmp_path / "tiny").exists()
-    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
 
 
 def test_missing_prompt_file_and_existing_run(tmp_path, capsys):
