@@ -71,10 +71,13 @@ def commit() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", nargs="?", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON result")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     args, overrides = ap.parse_known_args()
     cfg = load_config(args.config, overrides)
+    shown = Path(args.config).resolve()
+    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
     results = [run_strategy(cfg, s, args.iterations) for s in args.strategies.split(",")]
     full = next((r for r in results if r["strategy"] == "full"), None)
     print(f"\n{'strategy':<14}{'cost/iter':>10}{'vs full':>9}{'steps/traj':>11}{'sample s':>9}{'update s':>9}{'reward':>9}")
@@ -84,12 +87,12 @@ def main() -> None:
               f"{r['sample_s']:>9.2f}{r['update_s']:>9.2f}{r['reward']:>9.4f}")
     out = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "python": platform.python_version()},
-           "commit": commit(), "config": args.config, "overrides": overrides,
+           "commit": commit(), "config": shown, "overrides": overrides,
            "date": time.strftime("%Y-%m-%d"), "results": results}
-    dest = ROOT / "benchmarks" / "results"
+    dest = Path(args.out)
     dest.mkdir(exist_ok=True)
     (dest / "window_cost.json").write_text(json.dumps(out, indent=1))
-    print(f"\nwrote {dest / 'window_cost.json'} (commit {out['commit']}, {args.config} {' '.join(overrides)})")
+    print(f"\nwrote benchmarks/results/window_cost.json (commit {out['commit']}, {shown} {' '.join(overrides)})")
 
 
 if __name__ == "__main__":

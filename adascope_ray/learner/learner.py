@@ -77,6 +77,7 @@ class Learner:
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
         pipe = load_pipeline(model_cfg)
         self.unet = pipe.unet
+        torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
         self.policy = DiffusionPolicy(self.unet, pipe.scheduler, sampling_cfg)

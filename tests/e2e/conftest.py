@@ -17,8 +17,9 @@ def ray_cluster():
 
     from adascope_ray.cluster.runtime import runtime_env
 
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=False)
-    port = free_port()
-    yield {"http_port": port}
+    metrics_port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=False,
+             _metrics_export_port=metrics_port)
+    yield {"http_port": free_port(), "metrics_port": metrics_port}
     serve.shutdown()
     ray.shutdown()

@@ -2,6 +2,7 @@
 import base64
 import io
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -39,6 +40,16 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert (run / "samples" / "iter_0000.png").is_file() and (run / "samples" / "iter_0001.png").is_file()
     assert (run / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
     assert "adascope-rewards" not in serve.status().applications  # the run removed its app
+
+    # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run
+    deadline, value = time.time() + 60, None
+    while value is None and time.time() < deadline:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics", timeout=10).read().decode()
+        for line in body.splitlines():
+            if line.startswith("ray_adascope_reward_mean{") and 'run="tiny"' in line:
+                value = float(line.rsplit(" ", 1)[1])
+        time.sleep(2)
+    assert value == pytest.approx(rows[-1]["reward_mean"], rel=1e-6)
 
 
 def _png_b64(img: np.ndarray) -> str:
