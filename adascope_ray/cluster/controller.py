@@ -77,7 +77,9 @@ class Controller:
 
     def rollout(self, it: int) -> list:
         batches = self.schedule.batches(it, len(self.samplers), self.version)
-        return [s.sample_and_score.remote(b) for s, b in zip(self.samplers, batches)]
+        refs = [s.sample_and_score.remote(b) for s, b in zip(self.samplers, batches)]
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)  # done, but left in the object store
+        return refs
 
     def publish(self) -> None:
         update = self.learner.publish.remote()
