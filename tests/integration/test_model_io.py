@@ -63,3 +63,19 @@ def test_lora_checkpoint_loads_with_load_lora_weights(make_cfg, tmp_path):
         want = learner.unet(x, 400, encoder_hidden_states=emb).sample
     assert not torch.allclose(before, want)
     torch.testing.assert_close(after, want, rtol=1e-4, atol=1e-5)
+
+
+def test_full_finetune_checkpoint_loads_as_a_unet(make_cfg, tmp_path):
+    cfg = make_cfg(model={"trainable": "full"})
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    with torch.no_grad():
+        learner.unet.conv_out.weight.mul_(1.5)  # differ from the base model
+    ckpt = learner.export()
+    assert ckpt.kind == "full"
+    path = RunDir.create(str(tmp_path), "r", overwrite=False).save_checkpoint(1, ckpt, {"iteration": 1})
+    unet = UNet2DConditionModel.from_pretrained(str(path / "unet"))
+    x, emb = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
+    learner.unet.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 300, encoder_hidden_states=emb).sample,
+                                   learner.unet(x, 300, encoder_hidden_states=emb).sample)
