@@ -1,6 +1,8 @@
 """Ray actors wrapping the plain Sampler and Learner classes."""
 from __future__ import annotations
 
+import time
+
 import ray
 
 from .._compat import setup_worker
@@ -25,8 +27,6 @@ class SamplerWorker:
         return self.sampler.version
 
     def sample_and_score(self, batch: PromptBatch) -> ScoredRollout:
-        import time
-
         from .serve_app import reward_handle
 
         rollout = self.sampler.sample(batch)

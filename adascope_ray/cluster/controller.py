@@ -84,7 +84,8 @@ class Controller:
     def publish(self) -> None:
         update = self.learner.publish.remote()
         versions = ray.get([s.set_weights.remote(update) for s in self.samplers])
-        assert len(set(versions)) == 1, f"samplers disagree on the weights version: {versions}"
+        if len(set(versions)) != 1:
+            raise RuntimeError(f"samplers disagree on the weights version after publish: {versions}")
         self.version = versions[0]
 
     def log(self, it: int, stats, scored: list, phases: dict[str, float]) -> dict:

@@ -77,6 +77,7 @@ class Learner:
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
         pipe = load_pipeline(model_cfg)
         self.unet = pipe.unet
+        self.trainable = model_cfg.trainable
         torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
@@ -191,7 +192,7 @@ class Learner:
         """The trainable weights in the layout a plain diffusers pipeline loads."""
         from ..models.loader import lora_state_for_diffusers
 
-        if self.params and any("lora" in n for n, p in self.unet.named_parameters() if p.requires_grad):
+        if self.trainable == "lora":
             state = {k: v.numpy() for k, v in lora_state_for_diffusers(self.unet).items()}
             return Checkpoint("lora", self.version, state, {})
         state = {k: v.detach().cpu().numpy() for k, v in self.unet.state_dict().items()}
