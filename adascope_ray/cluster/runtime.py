@@ -1,6 +1,7 @@
 """Starting or joining a Ray cluster with the worker setup every process needs."""
 from __future__ import annotations
 
+import json
 import os
 
 import ray
@@ -12,9 +13,31 @@ WORKER_ENV = {
 }
 
 
-def runtime_env() -> dict:
-    """Every worker (actors, Serve replicas) runs the torchvision fix first."""
-    return {"worker_process_setup_hook": "adascope_ray._compat.setup_worker", "env_vars": dict(WORKER_ENV)}
+def runtime_env(job_env: dict | None = None) -> dict:
+    """Every worker (actors, Serve replicas) runs the torchvision fix first.
+
+    Inside a Ray job (`ray job submit`), Ray merges this with the job's own
+    runtime_env and refuses conflicting keys, so only what the job lacks is added."""
+    job_env = job_env or {}
+    env: dict = {}
+    if "worker_process_setup_hook" not in job_env:
+        env["worker_process_setup_hook"] = "adascope_ray._compat.setup_worker"
+    job_vars = job_env.get("env_vars") or {}
+    extra = {k: v for k, v in WORKER_ENV.items() if k not in job_vars}
+    if extra:
+        env["env_vars"] = extra
+    return env
+
+
+def job_runtime_env() -> dict:
+    """The runtime_env of the Ray job this driver runs in ({} outside a job)."""
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw).get("runtime_env") or {}
+    except (ValueError, AttributeError):
+        return {}
 
 
 def resolve_address(cli_address: str | None, cfg_address: str | None) -> str | None:
@@ -29,7 +52,7 @@ def connect(cluster_cfg, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
+        ray.init(address=address, runtime_env=runtime_env(job_runtime_env()), log_to_driver=True)
         return False
     ray.init(num_cpus=cluster_cfg.num_cpus, include_dashboard=cluster_cfg.include_dashboard,
              runtime_env=runtime_env(), log_to_driver=True)
