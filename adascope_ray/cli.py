@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,9 @@ def train(args) -> int:
     address = resolve_address(args.address, cfg.cluster.address)
     print(f"adascope-ray: run folder {run_dir.root}; "
           f"{'joining Ray at ' + address if address else 'starting a local Ray cluster'}", flush=True)
+    # `ray job stop` sends SIGTERM: leave through `finally` so the run's actors and
+    # reward app are removed instead of outliving the job
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = connect(cfg.cluster, address)
     try:
         rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress).run()
