@@ -61,6 +61,7 @@ def train(args) -> int:
 
     from .cluster.controller import Controller
     from .cluster.runtime import connect, disconnect, resolve_address
+    from .cluster.serve_app import RewardAppError
 
     t0 = time.perf_counter()
     address = resolve_address(args.address, cfg.cluster.address)
@@ -72,6 +73,8 @@ def train(args) -> int:
     started = connect(cfg.cluster, address)
     try:
         rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress).run()
+    except RewardAppError as err:
+        return _fail(str(err))
     finally:
         if started:
             disconnect()

@@ -1,6 +1,6 @@
 """The controller (the Ray job's driver): the training loop as named, timed phases.
 
-    setup:    reward application, sampler actors, learner actor, weights v0
+    setup:    reward application (deployed or attached), sampler actors, learner, weights v0
     for each iteration:
       rollout   samplers generate trajectories; the reward app scores them
       update    learner: advantages -> AdaScope window -> clipped update, version+1
@@ -22,7 +22,7 @@ from ..data import PromptSchedule
 from ..runio import RunDir
 from .actors import start_learner, start_samplers
 from .metrics import RunMetrics
-from .serve_app import deploy_rewards
+from .serve_app import ensure_rewards
 
 
 class PhaseTimer:
@@ -70,7 +70,7 @@ class Controller:
     def setup(self) -> None:
         self.run_dir.write_config(dump_config(self.cfg))
         self.metrics = RunMetrics(self.cfg.run.name)
-        deploy_rewards(self.cfg.rewards)
+        self.owns_rewards = ensure_rewards(self.cfg.rewards)
         self.samplers = start_samplers(self.cfg)
         self.learner = start_learner(self.cfg)
         self.publish()  # the samplers start from the learner's exact weights (v0)
@@ -131,7 +131,7 @@ class Controller:
         for actor in getattr(self, "samplers", []) + [getattr(self, "learner", None)]:
             if actor is not None:
                 ray.kill(actor)
-        if not self.cfg.rewards.keep_app:
+        if getattr(self, "owns_rewards", False) and not self.cfg.rewards.keep_app:
             try:
                 serve.delete(self.cfg.rewards.app_name)
             except Exception:  # noqa: BLE001 - best effort on the way out

@@ -121,5 +121,26 @@ def deploy_rewards(rewards_cfg) -> None:
               route_prefix=rewards_cfg.route_prefix, blocking=False)
 
 
+class RewardAppError(RuntimeError):
+    """The reward application to attach to is not running."""
+
+
+def app_running(app_name: str) -> bool:
+    app = serve.status().applications.get(app_name)
+    return app is not None and str(app.status).endswith("RUNNING")
+
+
+def ensure_rewards(rewards_cfg) -> bool:
+    """Deploy or attach per rewards.deploy. Returns True when this run deployed it."""
+    if rewards_cfg.deploy != "own" and app_running(rewards_cfg.app_name):
+        return False
+    if rewards_cfg.deploy == "attach":
+        raise RewardAppError(
+            f"reward application {rewards_cfg.app_name!r} is not running on this Ray cluster; "
+            "start it with `serve deploy deploy/rewards.yaml`, or set rewards.deploy=own")
+    deploy_rewards(rewards_cfg)
+    return True
+
+
 def reward_handle(app_name: str):
     return serve.get_app_handle(app_name)

@@ -105,3 +105,27 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
         assert max(sizes) > 1, sizes
     finally:
         serve.delete("rewards-e2e")
+
+
+def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path):
+    from ray import serve
+
+    from adascope_ray.cluster.serve_app import app_builder
+
+    base = ["train", TINY, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}",
+            "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
+            f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
+            "rewards.app_name=shared-rewards", "rewards.deploy=attach"]
+    # nothing to attach to: a clear error naming the app, exit 2
+    assert main(base + ["run.name=a0"]) == 2
+
+    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
+    serve.run(app_builder({"components": [{"name": "jpeg_incompressibility"}]}),
+              name="shared-rewards", route_prefix="/shared", blocking=False)
+    try:
+        assert main(base + ["run.name=a1"]) == 0
+        row = json.loads((tmp_path / "a1" / "metrics.jsonl").read_text().splitlines()[0])
+        assert "reward/jpeg_incompressibility" in row and row["reward_mean"] > 0  # the attached app scored it
+        assert "shared-rewards" in serve.status().applications  # an attached app is left running
+    finally:
+        serve.delete("shared-rewards")
