@@ -53,3 +53,14 @@ def test_rayservice_serve_config_is_deploy_rewards_yaml():
 def test_runtime_env_file():
     env = yaml.safe_load((ROOT / "deploy" / "runtime_env.yaml").read_text())
     assert env["worker_process_setup_hook"] == "adascope_ray._compat.setup_worker"
+
+
+def test_grafana_dashboard_plots_every_metric_we_export():
+    import json
+
+    from adascope_ray.cluster.metrics import GAUGES
+
+    dash = json.loads((ROOT / "deploy" / "grafana_dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    for name in list(GAUGES) + ["samples_total"]:
+        assert f"ray_adascope_{name}{{" in exprs, name  # Ray exports our metrics with a ray_ prefix
