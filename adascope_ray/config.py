@@ -72,6 +72,7 @@ class SamplerConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="Trajectories per forward batch on one sampler.")
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the actor (Ray sets OMP_NUM_THREADS=1).")
     reward_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to the reward application.")
+    reward_attempts: int = Field(3, ge=1, le=20, description="Tries per reward call (the app may be mid-update or replacing a replica).")
 
 
 class AdvantageConfig(_Strict):

@@ -19,6 +19,7 @@ class SamplerWorker:
         self.sampler = Sampler(model_cfg, sampling_cfg, sampler_cfg, pool=pool)
         self.reward_app = reward_app
         self.timeout_s = sampler_cfg.reward_timeout_s
+        self.attempts = sampler_cfg.reward_attempts
 
     def set_weights(self, update: WeightsUpdate) -> int:
         return self.sampler.set_weights(update)
@@ -31,8 +32,15 @@ class SamplerWorker:
 
         rollout = self.sampler.sample(batch)
         t = time.perf_counter()
-        result = reward_handle(self.reward_app).score.remote(rollout.images, rollout.prompts)
-        rewards = result.result(timeout_s=self.timeout_s)
+        for attempt in range(1, self.attempts + 1):  # bounded: a lasting failure still surfaces
+            try:
+                response = reward_handle(self.reward_app).score.remote(rollout.images, rollout.prompts)
+                rewards = response.result(timeout_s=self.timeout_s)
+                break
+            except Exception:  # noqa: BLE001 - app mid-update, replica being replaced, timeout
+                if attempt == self.attempts:
+                    raise
+                time.sleep(2.0 * attempt)
         rollout.timings["score_s"] = time.perf_counter() - t
         return ScoredRollout(rollout, rewards)
 

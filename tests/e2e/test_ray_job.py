@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import free_port
 from .head_node import BIN, start_head, stop_head
@@ -85,3 +86,65 @@ def test_job_stop_leaves_no_actors_or_app(head, tmp_path):
     assert alive_run_actors(head, "long") == []
     serve = head.run("serve", "status", "--address", head.dashboard).stdout
     assert "adascope-rewards" not in serve
+
+
+def serve_status(head) -> dict:
+    r = head.run("serve", "status", "--address", head.dashboard)
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout) or {}
+
+
+def running_replicas(head, app: str, deployment: str) -> int:
+    apps = serve_status(head).get("applications") or {}
+    dep = ((apps.get(app) or {}).get("deployments") or {}).get(deployment) or {}
+    return int((dep.get("replica_states") or {}).get("RUNNING", 0))
+
+
+def deploy_rewards_file(head, tmp_path, replicas: int) -> None:
+    """`serve deploy` of deploy/rewards.yaml with the replica count changed (and the
+    cluster's existing HTTP options kept)."""
+    doc = yaml.safe_load((ROOT / "deploy" / "rewards.yaml").read_text())
+    doc.pop("http_options")
+    doc["applications"][0]["deployments"][0]["num_replicas"] = replicas
+    path = tmp_path / f"rewards_{replicas}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = head.run("serve", "deploy", str(path), "--address", head.dashboard)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
+    deploy_rewards_file(head, tmp_path, replicas=1)
+    deadline = time.time() + 120
+    while running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") < 1:
+        assert time.time() < deadline, serve_status(head)
+        time.sleep(2)
+    half = ["rewards.deploy=attach", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]  # two runs on 2 CPUs
+    _, long_job = submit(head, tmp_path, "run.iterations=30", "run.name=shared_a", *half, wait=False)
+    _, short_job = submit(head, tmp_path, "run.iterations=3", "run.name=shared_b", *half, wait=False)
+    metrics = tmp_path / "shared_a" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
+        time.sleep(2)
+    assert metrics.exists(), "the run never logged an iteration"
+
+    deploy_rewards_file(head, tmp_path, replicas=2)  # scale while shared_a trains
+    deadline = time.time() + 120
+    while running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") != 2:
+        assert time.time() < deadline, serve_status(head)
+        time.sleep(2)
+    scaled_at = len(metrics.read_text().splitlines())
+
+    for job, n, name in ((long_job, 30, "shared_a"), (short_job, 3, "shared_b")):
+        deadline = time.time() + 400
+        while True:
+            status = head.run("ray", "job", "status", "--address", head.dashboard, job).stdout.lower()
+            if "succeeded" in status or "failed" in status or "stopped" in status:
+                break
+            assert time.time() < deadline, status
+            time.sleep(3)
+        assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, job).stdout[-3000:]
+        rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        assert [r["iteration"] for r in rows] == list(range(n))  # no iteration lost or repeated
+    assert scaled_at < 30  # the replica change happened while the run was still training
+    # an attached app outlives the runs that used it
+    assert running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 2

@@ -19,7 +19,9 @@ def check_serve_apps(apps):
     for app in apps:
         module, _, attr = app["import_path"].partition(":")
         assert callable(getattr(importlib.import_module(module), attr))
-        RewardsConfig.model_validate(app["args"])
+        cfg = RewardsConfig.model_validate(app["args"])
+        built = {f"reward_{c.name}" for c in cfg.components} | {"reward_ingress"}
+        assert {d["name"] for d in app.get("deployments", [])} <= built  # Serve would reject others
 
 
 def test_raycluster():
