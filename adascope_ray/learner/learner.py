@@ -145,8 +145,6 @@ class Learner:
                                       self.window_cfg.pool, self.window_cfg.prior_lo,
                                       self.window_cfg.prior_hi)
         b, k = batch.log_probs.shape
-        # the prior clamps the window but never closes it: keep room for w_min steps
-        k_hi = max(k_hi, min(k_lo + self.window_cfg.w_min, k))
         sel = select_window(self.window_cfg, batch=b, k=k, iteration=iteration, rng=self.rng,
                             structural=batch.structural, semantic=batch.semantic,
                             convergence=batch.convergence, group_ids=batch.group_ids,

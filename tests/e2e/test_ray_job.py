@@ -41,6 +41,31 @@ def submit(head, out_dir, *extra, wait=True):
     return r, job_id.group(0) if job_id else None
 
 
+def wait_for(cond, timeout_s: float, what: str, every_s: float = 2.0):
+    """Poll `cond()` until it returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.time() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
+        time.sleep(every_s)
+
+
+def has_iteration(metrics: Path) -> bool:
+    return metrics.exists() and bool(metrics.read_text().strip())
+
+
+def job_status(head, job_id: str) -> str:
+    return head.run("ray", "job", "status", "--address", head.dashboard, job_id).stdout.lower()
+
+
+def final_status(head, job_id: str) -> str:
+    """The job's status once it has ended, else ''."""
+    st = job_status(head, job_id)
+    return st if any(w in st for w in ("succeeded", "failed", "stopped")) else ""
+
+
 def alive_run_actors(head, run_name: str) -> list[str]:
     r = head.run("ray", "list", "actors", "--address", head.dashboard, "--filter", "state=ALIVE",
                  "--format", "json", "--limit", "1000")
@@ -70,19 +95,11 @@ def test_job_runs_to_success(head, tmp_path):
 def test_job_stop_leaves_no_actors_or_app(head, tmp_path):
     _, job_id = submit(head, tmp_path, "run.iterations=500", "run.name=long", wait=False)
     metrics = tmp_path / "long" / "metrics.jsonl"
-    deadline = time.time() + 240
-    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
-        time.sleep(2)
-    assert metrics.exists(), "the job never logged an iteration"
+    wait_for(lambda: has_iteration(metrics), 240, "the job's first iteration")
     assert alive_run_actors(head, "long")  # the run is up
     head.run("ray", "job", "stop", "--address", head.dashboard, job_id)
-    deadline = time.time() + 60
-    while "stopped" not in head.run("ray", "job", "status", "--address", head.dashboard, job_id).stdout.lower():
-        assert time.time() < deadline
-        time.sleep(2)
-    deadline = time.time() + 60
-    while alive_run_actors(head, "long") and time.time() < deadline:
-        time.sleep(2)
+    wait_for(lambda: "stopped" in job_status(head, job_id), 60, "the job to stop")
+    wait_for(lambda: not alive_run_actors(head, "long"), 60, "the run's actors to go")
     assert alive_run_actors(head, "long") == []
     serve = head.run("serve", "status", "--address", head.dashboard).stdout
     assert "adascope-rewards" not in serve
@@ -114,34 +131,21 @@ def deploy_rewards_file(head, tmp_path, replicas: int) -> None:
 
 def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
     deploy_rewards_file(head, tmp_path, replicas=1)
-    deadline = time.time() + 120
-    while running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") < 1:
-        assert time.time() < deadline, serve_status(head)
-        time.sleep(2)
+    wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") >= 1,
+             120, "the served reward app")
     half = ["rewards.deploy=attach", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]  # two runs on 2 CPUs
     _, long_job = submit(head, tmp_path, "run.iterations=30", "run.name=shared_a", *half, wait=False)
     _, short_job = submit(head, tmp_path, "run.iterations=3", "run.name=shared_b", *half, wait=False)
     metrics = tmp_path / "shared_a" / "metrics.jsonl"
-    deadline = time.time() + 240
-    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
-        time.sleep(2)
-    assert metrics.exists(), "the run never logged an iteration"
+    wait_for(lambda: has_iteration(metrics), 240, "the run's first iteration")
 
     deploy_rewards_file(head, tmp_path, replicas=2)  # scale while shared_a trains
-    deadline = time.time() + 120
-    while running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") != 2:
-        assert time.time() < deadline, serve_status(head)
-        time.sleep(2)
+    wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 2,
+             120, "2 running replicas")
     scaled_at = len(metrics.read_text().splitlines())
 
     for job, n, name in ((long_job, 30, "shared_a"), (short_job, 3, "shared_b")):
-        deadline = time.time() + 400
-        while True:
-            status = head.run("ray", "job", "status", "--address", head.dashboard, job).stdout.lower()
-            if "succeeded" in status or "failed" in status or "stopped" in status:
-                break
-            assert time.time() < deadline, status
-            time.sleep(3)
+        status = wait_for(lambda: final_status(head, job), 400, f"{name} to finish", every_s=3)
         assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, job).stdout[-3000:]
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         assert [r["iteration"] for r in rows] == list(range(n))  # no iteration lost or repeated

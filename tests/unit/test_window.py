@@ -55,6 +55,12 @@ def test_adascope_prior_lo_and_hi():
     assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 2}) == (3, 3)
 
 
+def test_adascope_prior_never_closes_the_window():
+    # k_hi = 0 (huge final-latent variance) would leave nothing; it is raised to k_lo + w_min = 2.
+    # S ≥ .5 from k = 0 here, so the group trains on [0, 2)
+    assert adascope_bounds(np.ones(K), np.zeros(K), D_SLOW, **{**RULE, "k_hi": 0}) == (0, 2)
+
+
 def test_adascope_convergence_end():
     d = np.array([np.inf, .3, .2, .1, .05, .04, .01, .01, .01, 0])  # D < .02 first at k=6
     assert adascope_bounds(S, np.zeros(K), d, **{**RULE, "w_max": 9}) == (3, 6)
