@@ -1,6 +1,6 @@
 """Per-iteration cost of each window strategy on one config, side by side.
 
-    .venv/bin/python benchmarks/window_cost.py [CONFIG] [--iterations N] [key=value ...]
+    .venv/bin/python benchmarks/window_cost.py [--config CONFIG] [--iterations N] [key=value ...]
 
 Runs the plain Sampler and Learner in one process (no Ray, so the numbers are the
 algorithm's, not the service's), one fresh learner per strategy from the same seed,
@@ -70,7 +70,7 @@ def commit() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("config", nargs="?", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"), help="run config (default configs/tiny.yaml)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON result")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
