@@ -130,14 +130,39 @@ class WindowConfig(_Strict):
         return self.w_max if self.w_max is not None else math.ceil(0.3 * num_steps)
 
 
+class AutoscalingConfig(_Strict):
+    """Serve autoscaling of one reward deployment (Serve's own autoscaling_config)."""
+    min_replicas: int = Field(1, ge=0, le=1024, description="Fewest replicas Serve keeps.")
+    max_replicas: int = Field(4, ge=1, le=1024, description="Most replicas Serve starts.")
+    initial_replicas: int | None = Field(None, ge=0, le=1024, description="Replicas at deploy time; None = min_replicas.")
+    target_ongoing_requests: float = Field(2.0, gt=0, description="Ongoing requests per replica Serve aims for.")
+    upscale_delay_s: float = Field(30.0, ge=0, description="Seconds demand must stay high before adding replicas.")
+    downscale_delay_s: float = Field(600.0, ge=0, description="Seconds demand must stay low before removing replicas.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AutoscalingConfig":
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})")
+        if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise ValueError(f"initial_replicas ({self.initial_replicas}) is outside [min_replicas, max_replicas]")
+        return self
+
+
 class RewardComponentConfig(_Strict):
     name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match"] = Field(description="Reward scorer (see adascope_ray/rewards/).")
     weight: float = Field(1.0, description="Weight in the combined reward.")
-    num_replicas: int = Field(1, ge=1, description="Serve replicas of this reward's deployment.")
+    num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
+    autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
     num_cpus: float = Field(0.0, ge=0, description="CPUs reserved per replica.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per replica.")
     max_batch_size: int = Field(32, ge=1, description="@serve.batch: most requests scored together in one call (each request carries one or more images).")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch wait for a fuller batch.")
+
+    @model_validator(mode="after")
+    def _one_scaling_mode(self) -> "RewardComponentConfig":
+        if self.num_replicas is not None and self.autoscaling is not None:
+            raise ValueError(f"reward {self.name}: give num_replicas or autoscaling, not both")
+        return self
 
 
 class RewardsConfig(_Strict):
@@ -157,8 +182,17 @@ class RewardsConfig(_Strict):
         return self
 
 
+class PublishConfig(_Strict):
+    """How new weights travel from the learner to the samplers."""
+    method: Literal["object_store", "collective"] = Field("object_store", description="'object_store': one put, every sampler reads it (LoRA, small models); 'collective': a ray.util.collective broadcast from the learner (rank 0) to the samplers (full fine-tuning of large models).")
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="collective: 'gloo' (CPU tensors), 'nccl' (GPU tensors, every member needs a GPU); 'auto' = nccl when learner and samplers have GPUs, else gloo.")
+    timeout_s: float = Field(300.0, gt=0, description="collective: rendezvous and operation timeout.")
+
+
 class ClusterConfig(_Strict):
     address: str | None = Field(None, description="Ray address to join; None starts a local cluster unless RAY_ADDRESS is set.")
+    placement: Literal["none", "PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field("none", description="Place the learner and the samplers (one bundle each) in a placement group with this strategy: PACK keeps them on few nodes, SPREAD across nodes; 'none' lets Ray place each actor.")
+    placement_timeout_s: float = Field(600.0, gt=0, description="How long to wait for the placement group's resources before failing.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster started by the CLI (None = all).")
     include_dashboard: bool = Field(False, description="Start the dashboard with a local cluster.")
 
@@ -173,6 +207,7 @@ class Config(_Strict):
     advantage: AdvantageConfig = Field(default_factory=AdvantageConfig, description="Advantage estimation.")
     window: WindowConfig = Field(default_factory=WindowConfig, description="Timestep window strategy.")
     rewards: RewardsConfig = Field(default_factory=RewardsConfig, description="Reward Serve application.")
+    publish: PublishConfig = Field(default_factory=PublishConfig, description="Weight publication from learner to samplers.")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray cluster to use.")
 
     @model_validator(mode="after")
@@ -184,6 +219,13 @@ class Config(_Strict):
             raise ValueError(f"window.start_range end + window.size must be <= sampling.num_steps ({k})")
         if self.window.strategy == "sliding" and self.window.slide_start + self.window.size > k:
             raise ValueError(f"window.slide_start + window.size must be <= sampling.num_steps ({k})")
+        if self.cluster.placement != "none":
+            for role, c in (("sampler", self.sampler), ("learner", self.learner)):
+                if c.num_cpus == 0 and c.num_gpus == 0:
+                    raise ValueError(f"cluster.placement={self.cluster.placement} needs {role}.num_cpus or {role}.num_gpus > 0 (a placement bundle cannot be empty)")
+        if self.publish.method == "collective" and self.publish.backend == "nccl" and (
+                self.learner.num_gpus < 1 or self.sampler.num_gpus < 1):
+            raise ValueError("publish.backend=nccl needs learner.num_gpus and sampler.num_gpus >= 1 (NCCL moves GPU tensors)")
         if self.data.prompts_per_iteration % self.sampler.num_samplers:
             raise ValueError(f"data.prompts_per_iteration ({self.data.prompts_per_iteration}) must be a multiple of sampler.num_samplers ({self.sampler.num_samplers})")
         return self

@@ -1,6 +1,7 @@
 """The run folder: resolved config, metrics.jsonl, image grids, checkpoints (no ray).
 
     <run>/config.yaml  <run>/metrics.jsonl  <run>/samples/iter_XXXX.png
+    <run>/actors.json  (where each actor runs: node, pid, placement group and bundle)
     <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed)
 """
 from __future__ import annotations
@@ -37,6 +38,9 @@ class RunDir:
 
     def write_config(self, text: str) -> None:
         _atomic_write(self.root / "config.yaml", text.encode())
+
+    def write_json(self, name: str, obj) -> None:
+        _atomic_write(self.root / name, json.dumps(_jsonable(obj), indent=1).encode())
 
     def append_metrics(self, row: dict) -> None:
         with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as f:

@@ -1,12 +1,22 @@
-"""Ray actors wrapping the plain Sampler and Learner classes."""
+"""Ray actors wrapping the plain Sampler and Learner classes, and their placement."""
 from __future__ import annotations
 
 import time
 
 import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from .._compat import setup_worker
 from ..types import PromptBatch, ScoredRollout, UpdateStats, WeightsUpdate
+
+
+def where() -> dict:
+    """This actor's node, process and placement (for <run>/actors.json)."""
+    import os
+
+    ctx = ray.get_runtime_context()
+    return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "placement_group_id": ctx.get_placement_group_id()}
 
 
 class SamplerWorker:
@@ -26,6 +36,20 @@ class SamplerWorker:
 
     def version(self) -> int:
         return self.sampler.version
+
+    def where(self) -> dict:
+        return where()
+
+    def join_group(self, world_size: int, rank: int, backend: str, group: str, timeout_s: float) -> None:
+        from .publish import join_group
+
+        join_group(world_size, rank, backend, group, timeout_s)
+
+    def receive_weights(self, backend: str, group: str) -> int:
+        from .publish import receive_state
+
+        version, state = receive_state(self.sampler.trainable_layout, backend, group)
+        return self.sampler.set_weights(WeightsUpdate(version, state))
 
     def sample_and_score(self, batch: PromptBatch) -> ScoredRollout:
         from .serve_app import reward_handle
@@ -61,18 +85,65 @@ class LearnerWorker:
     def export(self):
         return self.learner.export()
 
+    def where(self) -> dict:
+        return where()
 
-def start_samplers(cfg) -> list:
+    def join_group(self, world_size: int, rank: int, backend: str, group: str, timeout_s: float) -> None:
+        from .publish import join_group
+
+        join_group(world_size, rank, backend, group, timeout_s)
+
+    def send_weights(self, backend: str, group: str) -> int:
+        from .publish import send_state
+
+        update = self.learner.publish()
+        return send_state(update.version, update.state, backend, group)
+
+
+def _bundle(num_cpus: float, num_gpus: float) -> dict[str, float]:
+    return {k: v for k, v in (("CPU", num_cpus), ("GPU", num_gpus)) if v > 0}
+
+
+def reserve_placement(cfg):
+    """A placement group with bundle 0 for the learner and 1..N for the samplers,
+    or None when `cluster.placement` is 'none'. Waits for the resources."""
+    if cfg.cluster.placement == "none":
+        return None
+    bundles = [_bundle(cfg.learner.num_cpus, cfg.learner.num_gpus)]
+    bundles += [_bundle(cfg.sampler.num_cpus, cfg.sampler.num_gpus)] * cfg.sampler.num_samplers
+    pg = placement_group(bundles, strategy=cfg.cluster.placement, name=f"{cfg.run.name}:placement")
+    ready, _ = ray.wait([pg.ready()], timeout=cfg.cluster.placement_timeout_s)
+    if not ready:
+        remove_placement_group(pg)
+        raise RuntimeError(f"cluster.placement={cfg.cluster.placement}: the cluster could not reserve {bundles} "
+                           f"within {cfg.cluster.placement_timeout_s:.0f} s")
+    return pg
+
+
+def release_placement(pg) -> None:
+    if pg is not None:
+        remove_placement_group(pg)
+
+
+def _placed(pg, bundle: int) -> dict:
+    if pg is None:
+        return {}
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+        placement_group=pg, placement_group_bundle_index=bundle)}
+
+
+def start_samplers(cfg, pg=None) -> list:
     actor = ray.remote(SamplerWorker)
     return [
         actor.options(name=f"{cfg.run.name}:sampler:{i}", num_cpus=cfg.sampler.num_cpus,
-                      num_gpus=cfg.sampler.num_gpus)
+                      num_gpus=cfg.sampler.num_gpus, **_placed(pg, 1 + i))
         .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name)
         for i in range(cfg.sampler.num_samplers)
     ]
 
 
-def start_learner(cfg):
+def start_learner(cfg, pg=None):
     return ray.remote(LearnerWorker).options(
         name=f"{cfg.run.name}:learner", num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
+        **_placed(pg, 0),
     ).remote(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)

@@ -1,6 +1,7 @@
 """The controller (the Ray job's driver): the training loop as named, timed phases.
 
-    setup:    reward application (deployed or attached), sampler actors, learner, weights v0
+    setup:    reward application (deployed or attached), placement, sampler actors,
+              learner, weight publisher, weights v0
     for each iteration:
       rollout   samplers generate trajectories; the reward app scores them
       update    learner: advantages -> AdaScope window -> clipped update, version+1
@@ -20,8 +21,9 @@ from ..config import dump_config
 from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
-from .actors import start_learner, start_samplers
+from .actors import release_placement, reserve_placement, start_learner, start_samplers
 from .metrics import RunMetrics
+from .publish import Publisher
 from .serve_app import ensure_rewards
 
 
@@ -71,9 +73,21 @@ class Controller:
         self.run_dir.write_config(dump_config(self.cfg))
         self.metrics = RunMetrics(self.cfg.run.name)
         self.owns_rewards = ensure_rewards(self.cfg.rewards)
-        self.samplers = start_samplers(self.cfg)
-        self.learner = start_learner(self.cfg)
+        self.placement = reserve_placement(self.cfg)
+        self.samplers = start_samplers(self.cfg, self.placement)
+        self.learner = start_learner(self.cfg, self.placement)
+        self.run_dir.write_json("actors.json", self.placement_report())
+        self.publisher = Publisher(self.cfg, self.learner, self.samplers)
         self.publish()  # the samplers start from the learner's exact weights (v0)
+
+    def placement_report(self) -> dict:
+        actors = [self.learner] + self.samplers
+        names = [f"{self.cfg.run.name}:learner"] + [f"{self.cfg.run.name}:sampler:{i}" for i in range(len(self.samplers))]
+        places = ray.get([a.where.remote() for a in actors])
+        return {"placement": self.cfg.cluster.placement,
+                "placement_group_id": self.placement.id.hex() if self.placement else None,
+                "actors": {n: {**p, "bundle_index": i if self.placement else None}
+                           for i, (n, p) in enumerate(zip(names, places))}}
 
     def rollout(self, it: int) -> list:
         batches = self.schedule.batches(it, len(self.samplers), self.version)
@@ -82,8 +96,7 @@ class Controller:
         return refs
 
     def publish(self) -> None:
-        update = self.learner.publish.remote()
-        versions = ray.get([s.set_weights.remote(update) for s in self.samplers])
+        versions = self.publisher()
         if len(set(versions)) != 1:
             raise RuntimeError(f"samplers disagree on the weights version after publish: {versions}")
         self.version = versions[0]
@@ -131,6 +144,7 @@ class Controller:
         for actor in getattr(self, "samplers", []) + [getattr(self, "learner", None)]:
             if actor is not None:
                 ray.kill(actor)
+        release_placement(getattr(self, "placement", None))
         if getattr(self, "owns_rewards", False) and not self.cfg.rewards.keep_app:
             try:
                 serve.delete(self.cfg.rewards.app_name)

@@ -92,12 +92,24 @@ class RewardIngress:
 QUIET = {"log_level": "WARNING", "enable_access_log": False}
 
 
+def scaling_options(component_cfg) -> dict:
+    """Serve deployment options for a fixed replica count or for autoscaling."""
+    a = component_cfg.autoscaling
+    if a is None:
+        return {"num_replicas": component_cfg.num_replicas or 1}
+    return {"autoscaling_config": {
+        "min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
+        "initial_replicas": a.initial_replicas, "target_ongoing_requests": a.target_ongoing_requests,
+        "upscale_delay_s": a.upscale_delay_s, "downscale_delay_s": a.downscale_delay_s,
+    }}
+
+
 def build_reward_app(rewards_cfg):
     """The Serve application for the configured reward components."""
     comps = {}
     for c in rewards_cfg.components:
         comps[c.name] = RewardComponent.options(
-            name=f"reward_{c.name}", num_replicas=c.num_replicas,
+            name=f"reward_{c.name}", **scaling_options(c),
             max_ongoing_requests=max(5, 2 * c.max_batch_size),  # room to fill a batch
             ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
         ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s)

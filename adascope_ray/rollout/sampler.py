@@ -23,15 +23,23 @@ class Sampler:
         self.cfg = sampler_cfg
         self.pipe = load_pipeline(model_cfg)
         make_trainable(self.pipe.unet, model_cfg)
+        # names and shapes of what the learner trains: the layout weight updates fill
+        self.trainable_layout = {n: tuple(p.shape) for n, p in self.pipe.unet.named_parameters() if p.requires_grad}
         self.pipe.unet.requires_grad_(False)
         self.policy = DiffusionPolicy(self.pipe.unet, self.pipe.scheduler, sampling_cfg)
         self.device = self.pipe.unet.device
         self.pool = pool
         self.resolution = model_cfg.resolution
-        self.version = 0
+        self.version = -1  # no published weights yet
         self._uncond = None
 
     def set_weights(self, update: WeightsUpdate) -> int:
+        """Load a published version. Versions only move forward: a repeated or older
+        update is refused, so each version is loaded exactly once."""
+        if update.version <= self.version:
+            raise ValueError(f"sampler holds weights v{self.version}; refusing v{update.version} (not newer)")
+        if set(update.state) != set(self.trainable_layout):
+            raise KeyError(f"weights v{update.version} carry {len(update.state)} tensors, the sampler trains {len(self.trainable_layout)}")
         load_trainable_state(self.pipe.unet, update.state)
         self.version = update.version
         return self.version

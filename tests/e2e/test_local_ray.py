@@ -129,3 +129,65 @@ def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_pat
         assert "shared-rewards" in serve.status().applications  # an attached app is left running
     finally:
         serve.delete("shared-rewards")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_two_placed_samplers_collective_publish_matches_object_store(ray_cluster, tmp_path):
+    """Two samplers sharding the prompts: the collective (gloo) broadcast path inside a
+    PACK placement group trains exactly as the object-store path does."""
+    import ray
+
+    common = ["train", TINY, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
+              "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
+              f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
+              "sampler.num_samplers=2", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]
+    assert main(common + ["run.name=store"]) == 0
+    assert main(common + ["run.name=coll", "publish.method=collective", "publish.backend=gloo",
+                          "cluster.placement=PACK"]) == 0
+    store, coll = _rows(tmp_path / "store" / "metrics.jsonl"), _rows(tmp_path / "coll" / "metrics.jsonl")
+    assert [r["weights_version"] for r in coll] == [1, 2]  # both samplers hold each new version
+    assert all(r["samples"] == 4 for r in coll)          # 2 prompts x 2 samples, one prompt per sampler
+    # float32 either way: the same weights, so the same samples, rewards and updates
+    for key in ("reward_mean", "loss", "grad_norm", "approx_kl"):
+        assert [r[key] for r in coll] == [r[key] for r in store], key
+
+    groups = [g for g in ray.util.placement_group_table().values() if g["name"] == "coll:placement"]
+    assert len(groups) == 1 and groups[0]["strategy"] == "PACK" and groups[0]["state"] == "REMOVED"
+    assert [b for b in groups[0]["bundles"].values()] == [{"CPU": 0.5}] * 3  # learner + 2 samplers
+    report = json.loads((tmp_path / "coll" / "actors.json").read_text())
+    assert report["placement"] == "PACK" and report["placement_group_id"] == groups[0]["placement_group_id"]
+    actors = report["actors"]
+    assert sorted(actors) == ["coll:learner", "coll:sampler:0", "coll:sampler:1"]
+    assert {a["placement_group_id"] for a in actors.values()} == {groups[0]["placement_group_id"]}
+    assert [actors[n]["bundle_index"] for n in sorted(actors)] == [0, 1, 2]
+    assert len({a["pid"] for a in actors.values()}) == 3  # three processes
+    # without placement, the actors are not in a group
+    plain = json.loads((tmp_path / "store" / "actors.json").read_text())["actors"]
+    assert {a["placement_group_id"] for a in plain.values()} == {None}
+
+
+def test_reward_autoscaling_bounds_from_our_config(ray_cluster):
+    from ray import serve
+
+    from adascope_ray.cluster.serve_app import deploy_rewards
+    from adascope_ray.config import RewardsConfig
+
+    cfg = RewardsConfig.model_validate({
+        "app_name": "autoscaled", "route_prefix": "/autoscaled", "http_port": ray_cluster["http_port"],
+        "components": [{"name": "jpeg_compressibility",
+                        "autoscaling": {"min_replicas": 2, "max_replicas": 3, "target_ongoing_requests": 1}}]})
+    deploy_rewards(cfg)
+    try:
+        deadline, running = time.time() + 120, 0
+        while running < 2 and time.time() < deadline:
+            dep = serve.status().applications["autoscaled"].deployments["reward_jpeg_compressibility"]
+            running = dep.replica_states.get("RUNNING", 0)
+            time.sleep(1)
+        assert running == 2  # Serve keeps the lower bound without load (a fixed count would be 1)
+        rewards = serve.get_app_handle("autoscaled").score.remote(np.zeros((1, 8, 8, 3), np.uint8), ["x"])
+        assert rewards.result(timeout_s=60).total.shape == (1,)
+    finally:
+        serve.delete("autoscaled")

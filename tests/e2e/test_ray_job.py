@@ -117,20 +117,23 @@ def running_replicas(head, app: str, deployment: str) -> int:
     return int((dep.get("replica_states") or {}).get("RUNNING", 0))
 
 
-def deploy_rewards_file(head, tmp_path, replicas: int) -> None:
-    """`serve deploy` of deploy/rewards.yaml with the replica count changed (and the
-    cluster's existing HTTP options kept)."""
+def deploy_rewards_file(head, tmp_path, tag: str, **scaling) -> None:
+    """`serve deploy` of deploy/rewards.yaml with the deployment's scaling options
+    replaced (and the cluster's existing HTTP options kept)."""
     doc = yaml.safe_load((ROOT / "deploy" / "rewards.yaml").read_text())
     doc.pop("http_options")
-    doc["applications"][0]["deployments"][0]["num_replicas"] = replicas
-    path = tmp_path / f"rewards_{replicas}.yaml"
+    dep = doc["applications"][0]["deployments"][0]
+    for key in ("num_replicas", "autoscaling_config"):
+        dep.pop(key, None)
+    dep.update(scaling)
+    path = tmp_path / f"rewards_{tag}.yaml"
     path.write_text(yaml.safe_dump(doc))
     r = head.run("serve", "deploy", str(path), "--address", head.dashboard)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
-    deploy_rewards_file(head, tmp_path, replicas=1)
+    deploy_rewards_file(head, tmp_path, "fixed1", num_replicas=1)
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") >= 1,
              120, "the served reward app")
     half = ["rewards.deploy=attach", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]  # two runs on 2 CPUs
@@ -139,9 +142,14 @@ def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
     metrics = tmp_path / "shared_a" / "metrics.jsonl"
     wait_for(lambda: has_iteration(metrics), 240, "the run's first iteration")
 
-    deploy_rewards_file(head, tmp_path, replicas=2)  # scale while shared_a trains
+    deploy_rewards_file(head, tmp_path, "fixed2", num_replicas=2)  # scale while shared_a trains
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 2,
              120, "2 running replicas")
+    # then hand it to Serve's autoscaler with new bounds: the lower bound takes effect
+    deploy_rewards_file(head, tmp_path, "auto3", autoscaling_config={
+        "min_replicas": 3, "max_replicas": 4, "target_ongoing_requests": 2})
+    wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 3,
+             120, "3 running replicas (autoscaling lower bound)")
     scaled_at = len(metrics.read_text().splitlines())
 
     for job, n, name in ((long_job, 30, "shared_a"), (short_job, 3, "shared_b")):
@@ -149,6 +157,6 @@ def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
         assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, job).stdout[-3000:]
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         assert [r["iteration"] for r in rows] == list(range(n))  # no iteration lost or repeated
-    assert scaled_at < 30  # the replica change happened while the run was still training
+    assert scaled_at < 30  # both changes happened while the run was still training
     # an attached app outlives the runs that used it
-    assert running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 2
+    assert running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 3

@@ -86,6 +86,8 @@ def test_publish_reaches_the_sampler(make_cfg):
     learner.update(0, [scored_rollout(cfg, sampler)])
     update = learner.publish()
     assert sampler.set_weights(update) == 1
+    with pytest.raises(ValueError, match="refusing v1"):  # each version is loaded once
+        sampler.set_weights(update)
     x = torch.randn(1, 4, 16, 16)
     emb = torch.randn(1, 77, 32)
     with torch.no_grad():
