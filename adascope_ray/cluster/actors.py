@@ -8,6 +8,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from .._compat import setup_worker
+from .metrics import ActorMetrics
 from ..types import PromptBatch, ScoredRollout, UpdateStats, WeightsUpdate
 
 
@@ -30,9 +31,12 @@ class SamplerWorker:
         self.reward_app = reward_app
         self.timeout_s = sampler_cfg.reward_timeout_s
         self.attempts = sampler_cfg.reward_attempts
+        self.metrics = ActorMetrics(ray.get_runtime_context().get_actor_name())
 
     def set_weights(self, update: WeightsUpdate) -> int:
-        return self.sampler.set_weights(update)
+        version = self.sampler.set_weights(update)
+        self.metrics.record(version=version)
+        return version
 
     def version(self) -> int:
         return self.sampler.version
@@ -49,11 +53,12 @@ class SamplerWorker:
         from .publish import receive_state
 
         version, state = receive_state(self.sampler.trainable_layout, backend, group)
-        return self.sampler.set_weights(WeightsUpdate(version, state))
+        return self.set_weights(WeightsUpdate(version, state))
 
     def sample_and_score(self, batch: PromptBatch) -> ScoredRollout:
         from .serve_app import reward_handle
 
+        t0 = time.perf_counter()
         rollout = self.sampler.sample(batch)
         t = time.perf_counter()
         for attempt in range(1, self.attempts + 1):  # bounded: a lasting failure still surfaces
@@ -66,6 +71,7 @@ class SamplerWorker:
                     raise
                 time.sleep(2.0 * attempt)
         rollout.timings["score_s"] = time.perf_counter() - t
+        self.metrics.record(busy_s=time.perf_counter() - t0)
         return ScoredRollout(rollout, rewards)
 
 
@@ -75,9 +81,13 @@ class LearnerWorker:
         from ..learner import Learner
 
         self.learner = Learner(model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg)
+        self.metrics = ActorMetrics(ray.get_runtime_context().get_actor_name())
 
     def update(self, iteration: int, *scored: ScoredRollout) -> UpdateStats:
-        return self.learner.update(iteration, list(scored))
+        t0 = time.perf_counter()
+        stats = self.learner.update(iteration, list(scored))
+        self.metrics.record(busy_s=time.perf_counter() - t0, version=stats.policy_version)
+        return stats
 
     def publish(self) -> WeightsUpdate:
         return self.learner.publish()

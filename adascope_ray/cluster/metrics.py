@@ -1,4 +1,9 @@
-"""Our metrics in the Ray dashboard (ray.util.metrics; exported as ray_adascope_*)."""
+"""Our metrics in the Ray dashboard (ray.util.metrics; exported as ray_adascope_*).
+
+Run metrics come from the controller and carry tags run=<run.name>, role=controller.
+Actor metrics come from each actor and carry run, role (sampler | learner) and actor
+(its name, e.g. tiny:sampler:0).
+"""
 from __future__ import annotations
 
 from ray.util.metrics import Counter, Gauge
@@ -15,15 +20,21 @@ GAUGES = {
 }
 
 
+ACTOR_GAUGES = {
+    "actor_busy_s": "Wall time of the actor's last call (sampler: generate and score; learner: update).",
+    "actor_weights_version": "Weights version the actor holds.",
+}
+
+
 class RunMetrics:
     def __init__(self, run_name: str):
-        tags = {"run": run_name}
+        tags = {"run": run_name, "role": "controller"}
         self.gauges = {}
         for name, desc in GAUGES.items():
-            g = Gauge(f"adascope_{name}", description=desc, tag_keys=("run",))
+            g = Gauge(f"adascope_{name}", description=desc, tag_keys=("run", "role"))
             g.set_default_tags(tags)
             self.gauges[name] = g
-        self.samples = Counter("adascope_samples_total", description="Trajectories generated.", tag_keys=("run",))
+        self.samples = Counter("adascope_samples_total", description="Trajectories generated.", tag_keys=("run", "role"))
         self.samples.set_default_tags(tags)
 
     def record(self, row: dict) -> None:
@@ -31,3 +42,22 @@ class RunMetrics:
             if name in row:
                 g.set(float(row[name]))
         self.samples.inc(float(row.get("samples", 0)))
+
+
+class ActorMetrics:
+    """Gauges one sampler or learner actor reports about itself."""
+
+    def __init__(self, actor_name: str):
+        run, role = actor_name.split(":")[:2]
+        tags = {"run": run, "role": role, "actor": actor_name}
+        self.gauges = {}
+        for name, desc in ACTOR_GAUGES.items():
+            g = Gauge(f"adascope_{name}", description=desc, tag_keys=("run", "role", "actor"))
+            g.set_default_tags(tags)
+            self.gauges[name] = g
+
+    def record(self, busy_s: float | None = None, version: int | None = None) -> None:
+        if busy_s is not None:
+            self.gauges["actor_busy_s"].set(busy_s)
+        if version is not None:
+            self.gauges["actor_weights_version"].set(version)

@@ -41,15 +41,20 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert (run / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
     assert "adascope-rewards" not in serve.status().applications  # the run removed its app
 
-    # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run
-    deadline, value = time.time() + 60, None
-    while value is None and time.time() < deadline:
+    # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run and role
+    want = {"reward": ("ray_adascope_reward_mean{", ['run="tiny"', 'role="controller"']),
+            "sampler_version": ("ray_adascope_actor_weights_version{", ['actor="tiny:sampler:0"', 'role="sampler"']),
+            "learner_version": ("ray_adascope_actor_weights_version{", ['actor="tiny:learner"', 'role="learner"'])}
+    deadline, found = time.time() + 60, {}
+    while len(found) < len(want) and time.time() < deadline:
         body = urllib.request.urlopen(f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics", timeout=10).read().decode()
         for line in body.splitlines():
-            if line.startswith("ray_adascope_reward_mean{") and 'run="tiny"' in line:
-                value = float(line.rsplit(" ", 1)[1])
+            for key, (prefix, tags) in want.items():
+                if line.startswith(prefix) and all(t in line for t in tags):
+                    found[key] = float(line.rsplit(" ", 1)[1])
         time.sleep(2)
-    assert value == pytest.approx(rows[-1]["reward_mean"], rel=1e-6)
+    assert found.get("reward") == pytest.approx(rows[-1]["reward_mean"], rel=1e-6)
+    assert found.get("sampler_version") == 2 and found.get("learner_version") == 2
 
 
 def _png_b64(img: np.ndarray) -> str:
