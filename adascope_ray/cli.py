@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.lr=1e-4")
     t.add_argument("--address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else start a local one)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest checkpoint (same config; run.iterations may grow)")
     v = sub.add_parser("validate", help="check configs and exit")
     v.add_argument("configs", nargs="+")
     return p
@@ -47,16 +49,43 @@ def preflight(cfg):
     return prompts
 
 
+def open_run_dir(cfg, resume_arg: str | None):
+    """The run folder and, when resuming, (iteration, LearnerState) from its newest
+    checkpoint. A fresh run never overwrites a folder unless run.overwrite is set."""
+    from .config import ConfigError, load_config, resume_mismatches
+    from .runio import RunDir, RunDirError
+
+    root = Path(cfg.run.output_dir).expanduser() / cfg.run.name
+    if resume_arg is None and cfg.run.resume == "auto" and (root / "config.yaml").is_file() \
+            and RunDir(root).latest_resumable() is not None:
+        resume_arg = str(root)
+    if resume_arg is None:
+        return RunDir.create(cfg.run.output_dir, cfg.run.name, cfg.run.overwrite), None
+    run_dir = RunDir.existing(resume_arg)
+    changed = resume_mismatches(load_config(run_dir.root / "config.yaml"), cfg)
+    if changed:
+        raise ConfigError(f"--resume {run_dir.root}: the config differs from the run's in fields that shape "
+                          "training:\n  " + "\n  ".join(changed))
+    ckpt = run_dir.latest_resumable()
+    if ckpt is None:
+        raise RunDirError(f"--resume {run_dir.root}: no checkpoint to resume from in {run_dir.root / 'checkpoints'}")
+    iteration, state = run_dir.load_resume(ckpt)
+    if iteration > cfg.run.iterations:
+        raise ConfigError(f"--resume: the checkpoint is at iteration {iteration}, beyond run.iterations={cfg.run.iterations}")
+    print(f"adascope-ray: resuming {run_dir.root} from {ckpt.name} (iteration {iteration}, weights v{state.version})", flush=True)
+    return run_dir, (iteration, state)
+
+
 def train(args) -> int:
     from .config import ConfigError, load_config
     from .data import PromptError
-    from .runio import RunDir, RunDirError
+    from .runio import CheckpointError, RunDirError
 
     try:
         cfg = load_config(args.config, args.overrides)
         prompts = preflight(cfg)
-        run_dir = RunDir.create(cfg.run.output_dir, cfg.run.name, cfg.run.overwrite)
-    except (ConfigError, PromptError, RunDirError, FileNotFoundError) as err:
+        run_dir, resume = open_run_dir(cfg, args.resume)
+    except (ConfigError, PromptError, RunDirError, CheckpointError, FileNotFoundError) as err:
         return _fail(str(err))
 
     from .cluster.controller import Controller
@@ -72,7 +101,7 @@ def train(args) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = connect(cfg.cluster, address)
     try:
-        rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress).run()
+        rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress, resume=resume).run()
     except RewardAppError as err:
         return _fail(str(err))
     finally:

@@ -29,6 +29,8 @@ class RunConfig(_Strict):
     grid_every: int = Field(5, ge=1, description="Write an image grid every this many iterations (and at the last).")
     checkpoint_every: int = Field(0, ge=0, description="Write a checkpoint every this many iterations; 0 = only the final one.")
     overwrite: bool = Field(False, description="Replace an existing run folder of the same name.")
+    keep_checkpoints: int = Field(3, ge=1, le=10_000, description="Newest checkpoints kept in the run folder; older ones are removed.")
+    resume: Literal["never", "auto"] = Field("never", description="'auto': when the run folder holds a checkpoint, continue from the newest one (as --resume does); 'never': only with --resume.")
 
 
 class DataConfig(_Strict):
@@ -303,6 +305,30 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)
     return config_from_dict(tree, str(p))
+
+
+# Fields that may change between a run and its resumption: length, logging,
+# checkpointing and where things run. Everything else shapes the training itself.
+RESUMABLE_CHANGES = ("run.iterations", "run.grid_every", "run.checkpoint_every", "run.keep_checkpoints",
+                     "run.overwrite", "run.resume", "run.output_dir", "run.name", "cluster", "rewards.deploy",
+                     "rewards.app_name", "rewards.http_host", "rewards.http_port", "rewards.keep_app",
+                     "sampler.num_cpus", "sampler.num_gpus", "sampler.reward_timeout_s", "sampler.reward_attempts",
+                     "learner.num_cpus", "learner.num_gpus", "publish", "model.cache_dir", "model.device")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def resume_mismatches(saved: Config, new: Config) -> list[str]:
+    """Fields whose change would make a resumed run differ from an uninterrupted one."""
+    a, b = _flatten(saved.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUMABLE_CHANGES)  # noqa: E731
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if not free(k) and a.get(k) != b.get(k)]
 
 
 def dump_config(cfg: Config) -> str:

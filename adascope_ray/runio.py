@@ -3,6 +3,10 @@
     <run>/config.yaml  <run>/metrics.jsonl  <run>/samples/iter_XXXX.png
     <run>/actors.json  (where each actor runs: node, pid, placement group and bundle)
     <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed)
+        pytorch_lora_weights.safetensors | unet/   the weights, diffusers layout
+        resume/learner.safetensors, resume/learner.json   exact learner state
+        trainer_state.json   iteration, version
+        manifest.json        sha256 of every file above (written last)
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ class RunDirError(ValueError):
     """The run folder cannot be used as asked."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete or damaged; the message names the file."""
+
+
 class RunDir:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -29,11 +37,18 @@ class RunDir:
         root = Path(output_dir).expanduser() / name
         if root.exists() and any(root.iterdir()):
             if not overwrite:
-                raise RunDirError(f"run folder {root} already holds a run; pick another run.name "
-                                  "or pass run.overwrite=true")
+                raise RunDirError(f"run folder {root} already holds a run; continue it with --resume {root}, "
+                                  "pick another run.name, or pass run.overwrite=true")
             shutil.rmtree(root)
         (root / "samples").mkdir(parents=True, exist_ok=True)
         (root / "checkpoints").mkdir(exist_ok=True)
+        return cls(root)
+
+    @classmethod
+    def existing(cls, root: str | Path) -> "RunDir":
+        root = Path(root).expanduser()
+        if not (root / "config.yaml").is_file():
+            raise RunDirError(f"--resume {root}: not a run folder (no config.yaml)")
         return cls(root)
 
     def write_config(self, text: str) -> None:
@@ -60,8 +75,9 @@ class RunDir:
         image_grid(images, prompts, rewards, group_size).save(path)
         return path
 
-    def save_checkpoint(self, step: int, ckpt, meta: dict) -> Path:
-        """Write a checkpoint folder atomically; returns its final path."""
+    def save_checkpoint(self, step: int, ckpt, meta: dict, learner_state=None) -> Path:
+        """Write a checkpoint folder atomically; returns its final path. A crash while
+        writing leaves only a .tmp-* folder, which is ignored and removed later."""
         import torch
 
         final = self.root / "checkpoints" / f"step_{step:04d}"
@@ -79,6 +95,14 @@ class RunDir:
                 save_file(tensors, tmp / "unet" / "diffusion_pytorch_model.safetensors")
                 (tmp / "unet" / "config.json").write_text(json.dumps(_jsonable(ckpt.unet_config), indent=1))
             (tmp / "trainer_state.json").write_text(json.dumps(_jsonable({**meta, "kind": ckpt.kind, "version": ckpt.version}), indent=1))
+            if learner_state is not None:
+                from safetensors.torch import save_file
+
+                (tmp / "resume").mkdir()
+                save_file({k: v.contiguous() for k, v in learner_state.tensors.items()}, tmp / "resume" / "learner.safetensors")
+                (tmp / "resume" / "learner.json").write_text(json.dumps({"version": learner_state.version, **learner_state.meta}))
+            _write_manifest(tmp)
+            _fsync_tree(tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.rename(tmp, final)
@@ -87,9 +111,91 @@ class RunDir:
         return final
 
 
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoint folders, oldest first."""
+        return sorted(p for p in (self.root / "checkpoints").glob("step_*") if p.is_dir())
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Keep the newest `keep` checkpoints; remove older ones and stale .tmp-* folders."""
+        for p in self.checkpoints()[:-keep]:
+            shutil.rmtree(p, ignore_errors=True)
+        for p in (self.root / "checkpoints").glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+    def latest_resumable(self) -> Path | None:
+        found = [p for p in self.checkpoints() if (p / "resume" / "learner.safetensors").exists()]
+        return found[-1] if found else None
+
+    def load_resume(self, ckpt_dir: Path):
+        """(iteration, LearnerState) from a checkpoint, after checking every file
+        against its manifest. Nothing here unpickles."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from .types import LearnerState
+
+        verify_checkpoint(ckpt_dir)
+        try:
+            tensors = load_file(ckpt_dir / "resume" / "learner.safetensors")
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{ckpt_dir / 'resume' / 'learner.safetensors'}: unreadable ({err})") from None
+        meta = json.loads((ckpt_dir / "resume" / "learner.json").read_text())
+        trainer = json.loads((ckpt_dir / "trainer_state.json").read_text())
+        return int(trainer["iteration"]), LearnerState(int(meta.pop("version")), tensors, meta)
+
+    def truncate_metrics(self, iterations: int) -> list[dict]:
+        """Keep metrics rows of iterations < `iterations` (work after the checkpoint is redone)."""
+        rows = [r for r in self.read_metrics() if r["iteration"] < iterations]
+        _atomic_write(self.root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+        return rows
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    manifest = {str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Raise CheckpointError naming the first missing, truncated or altered file."""
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise CheckpointError(f"{mpath}: missing; {folder} is not a complete checkpoint")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{mpath}: damaged ({err})") from None
+    for rel, want in manifest.items():
+        f = folder / rel
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing from checkpoint")
+        if f.stat().st_size != want["bytes"] or _sha256(f) != want["sha256"]:
+            raise CheckpointError(f"{f}: damaged (size or checksum differs from {mpath.name})")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

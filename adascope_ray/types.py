@@ -90,3 +90,11 @@ class UpdateStats:
     sampler_forward_rows: int      # denoiser rows the samplers spent on them
     rollout_timings: dict[str, float] = field(default_factory=dict)  # slowest sampler's
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LearnerState:
+    """Everything the learner needs to continue exactly where it stopped."""
+    version: int
+    tensors: dict[str, "object"]  # name -> CPU torch tensor: "param.<name>", "opt.<i>.<key>"
+    meta: dict                    # JSON-able: optimizer hyper-parameters, tracker, RNG state

@@ -95,6 +95,12 @@ class LearnerWorker:
     def export(self):
         return self.learner.export()
 
+    def state(self):
+        return self.learner.state()
+
+    def load_state(self, state) -> None:
+        self.learner.load_state(state)
+
     def where(self) -> dict:
         return where()
 

@@ -39,11 +39,14 @@ class PhaseTimer:
 
 
 class Controller:
-    def __init__(self, cfg, run_dir: RunDir, prompts: list[str], progress: bool = True):
+    def __init__(self, cfg, run_dir: RunDir, prompts: list[str], progress: bool = True, resume=None):
+        """`resume`: (iteration, LearnerState) from a checkpoint, or None to start fresh."""
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
         self.schedule = PromptSchedule(prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
         self.version = 0
         self.rows: list[dict] = []
+        self.resume = resume
+        self.start = resume[0] if resume else 0
 
     # ---- the loop -----------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -76,6 +79,9 @@ class Controller:
         self.placement = reserve_placement(self.cfg)
         self.samplers = start_samplers(self.cfg, self.placement)
         self.learner = start_learner(self.cfg, self.placement)
+        if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
+            ray.get(self.learner.load_state.remote(self.resume[1]))
+            self.rows = self.run_dir.truncate_metrics(self.start)
         self.run_dir.write_json("actors.json", self.placement_report())
         self.publisher = Publisher(self.cfg, self.learner, self.samplers)
         self.publish()  # the samplers start from the learner's exact weights (v0)
@@ -135,8 +141,9 @@ class Controller:
         return row
 
     def checkpoint(self, step: int, final: bool = False) -> None:
-        ckpt = ray.get(self.learner.export.remote())
-        path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final})
+        ckpt, state = ray.get([self.learner.export.remote(), self.learner.state.remote()])
+        path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final}, state)
+        self.run_dir.prune_checkpoints(self.cfg.run.keep_checkpoints)
         if final:
             self.final_checkpoint = path
 
@@ -152,12 +159,13 @@ class Controller:
                 pass
 
     def _iterations(self):
-        its = range(self.cfg.run.iterations)
+        its = range(self.start, self.cfg.run.iterations)
         if not self.progress:
             return its
         from tqdm import tqdm
 
-        bar = tqdm(its, desc=self.cfg.run.name, unit="it", dynamic_ncols=True)
+        bar = tqdm(its, desc=self.cfg.run.name, unit="it", dynamic_ncols=True,
+                   initial=self.start, total=self.cfg.run.iterations)
 
         def gen():
             for it in bar:

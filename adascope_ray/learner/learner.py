@@ -21,7 +21,7 @@ from ..core.loss import clipped_pg_loss
 from ..core.window import WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import DiffusionPolicy
-from ..types import ScoredRollout, UpdateStats, WeightsUpdate
+from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 
 
 @dataclass
@@ -185,6 +185,37 @@ class Learner:
     # ---- weights ----------------------------------------------------------------
     def publish(self) -> WeightsUpdate:
         return WeightsUpdate(self.version, trainable_state(self.unet))
+
+    def state(self) -> LearnerState:
+        """Trainable weights (at their own dtype), AdamW moments, the advantage tracker
+        and the window/shuffle RNG: what resuming needs for an identical continuation."""
+        names = [n for n, p in self.unet.named_parameters() if p.requires_grad]
+        tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in self.unet.named_parameters() if p.requires_grad}
+        opt = self.optimizer.state_dict()
+        slots = {}
+        for idx, st in opt["state"].items():
+            slots[str(idx)] = sorted(st)
+            for key, v in st.items():
+                tensors[f"opt.{idx}.{key}"] = torch.as_tensor(v).detach().cpu().clone()
+        meta = {"param_names": names, "param_groups": opt["param_groups"], "opt_slots": slots,
+                "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state}
+        return LearnerState(self.version, tensors, meta)
+
+    def load_state(self, st: LearnerState) -> None:
+        names = [n for n, p in self.unet.named_parameters() if p.requires_grad]
+        if names != st.meta["param_names"]:
+            raise ValueError(f"checkpoint trains {len(st.meta['param_names'])} tensors, this model {len(names)}: "
+                             "model or LoRA settings differ from the run being resumed")
+        params = dict(self.unet.named_parameters())
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(st.tensors[f"param.{n}"])
+        opt_state = {int(i): {k: st.tensors[f"opt.{i}.{k}"].clone() for k in keys}
+                     for i, keys in st.meta["opt_slots"].items()}
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": st.meta["param_groups"]})
+        self.tracker.load_state_dict(st.meta["tracker"])
+        self.rng.bit_generator.state = st.meta["rng"]
+        self.version = st.version
 
     def export(self) -> "Checkpoint":
         """The trainable weights in the layout a plain diffusers pipeline loads."""
