@@ -12,10 +12,12 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,8 +69,9 @@ def open_run_dir(cfg, resume_arg: str | None):
         raise ConfigError(f"--resume {run_dir.root}: the config differs from the run's in fields that shape "
                           "training:\n  " + "\n  ".join(changed))
     ckpt = run_dir.latest_resumable()
-    if ckpt is None:
-        raise RunDirError(f"--resume {run_dir.root}: no checkpoint to resume from in {run_dir.root / 'checkpoints'}")
+    if ckpt is None:  # stopped before its first checkpoint: start again in the same folder
+        print(f"adascope-ray: {run_dir.root} has no checkpoint yet; starting it again from iteration 0", flush=True)
+        return run_dir, (0, None)
     iteration, state = run_dir.load_resume(ckpt)
     if iteration > cfg.run.iterations:
         raise ConfigError(f"--resume: the checkpoint is at iteration {iteration}, beyond run.iterations={cfg.run.iterations}")
@@ -90,6 +93,7 @@ def train(args) -> int:
 
     from .cluster.controller import Controller
     from .cluster.runtime import connect, disconnect, resolve_address
+    from .cluster.controller import RunFailed
     from .cluster.serve_app import RewardAppError
 
     t0 = time.perf_counter()
@@ -98,12 +102,20 @@ def train(args) -> int:
           f"{'joining Ray at ' + address if address else 'starting a local Ray cluster'}", flush=True)
     # `ray job stop` sends SIGTERM: leave through `finally` so the run's actors and
     # reward app are removed instead of outliving the job
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = connect(cfg.cluster, address)
     try:
         rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress, resume=resume).run()
     except RewardAppError as err:
         return _fail(str(err))
+    except RunFailed as err:
+        ckpts = sorted((run_dir.root / "checkpoints").glob("step_*"))
+        command = " ".join(["adascope-ray train", args.config, *args.overrides, "--resume", str(run_dir.root)])
+        how = (f"continue from {ckpts[-1].name} with:\n  {command}" if ckpts else
+               "no checkpoint was written yet (set run.checkpoint_every to keep progress)")
+        print(f"adascope-ray: run stopped: {err}\n{how}", file=sys.stderr, flush=True)
+        return EXIT_RUN_FAILED
     finally:
         if started:
             disconnect()

@@ -75,6 +75,8 @@ class SamplerConfig(_Strict):
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the actor (Ray sets OMP_NUM_THREADS=1).")
     reward_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to the reward application.")
     reward_attempts: int = Field(3, ge=1, le=20, description="Tries per reward call (the app may be mid-update or replacing a replica).")
+    max_restarts: int = Field(3, ge=0, le=1000, description="Restarts of a dead sampler actor over the run; its lost shard is redone with the current weights.")
+    restart_timeout_s: float = Field(300.0, gt=0, description="How long to wait for a restarted sampler to answer.")
 
 
 class AdvantageConfig(_Strict):

@@ -55,7 +55,9 @@ class SamplerWorker:
         version, state = receive_state(self.sampler.trainable_layout, backend, group)
         return self.set_weights(WeightsUpdate(version, state))
 
-    def sample_and_score(self, batch: PromptBatch) -> ScoredRollout:
+    def sample_and_score(self, batch: PromptBatch) -> tuple[dict, ScoredRollout]:
+        """Returns (a small summary, the scored rollout): the controller waits on the
+        summary and leaves the rollout in the object store for the learner."""
         from .serve_app import reward_handle
 
         t0 = time.perf_counter()
@@ -72,7 +74,7 @@ class SamplerWorker:
                 time.sleep(2.0 * attempt)
         rollout.timings["score_s"] = time.perf_counter() - t
         self.metrics.record(busy_s=time.perf_counter() - t0)
-        return ScoredRollout(rollout, rewards)
+        return {"version": rollout.policy_version, "samples": rollout.batch_size}, ScoredRollout(rollout, rewards)
 
 
 class LearnerWorker:
@@ -152,7 +154,8 @@ def start_samplers(cfg, pg=None) -> list:
     actor = ray.remote(SamplerWorker)
     return [
         actor.options(name=f"{cfg.run.name}:sampler:{i}", num_cpus=cfg.sampler.num_cpus,
-                      num_gpus=cfg.sampler.num_gpus, **_placed(pg, 1 + i))
+                      num_gpus=cfg.sampler.num_gpus, max_restarts=cfg.sampler.max_restarts,
+                      max_task_retries=0, **_placed(pg, 1 + i))
         .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name)
         for i in range(cfg.sampler.num_samplers)
     ]

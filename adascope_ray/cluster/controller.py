@@ -27,6 +27,14 @@ from .publish import Publisher
 from .serve_app import ensure_rewards
 
 
+class RunFailed(RuntimeError):
+    """The run cannot go on; what was done is in the run folder."""
+
+
+class LearnerLost(RunFailed):
+    """The learner died: its state since the last checkpoint is gone."""
+
+
 class PhaseTimer:
     def __init__(self):
         self.seconds: dict[str, float] = {}
@@ -40,21 +48,28 @@ class PhaseTimer:
 
 class Controller:
     def __init__(self, cfg, run_dir: RunDir, prompts: list[str], progress: bool = True, resume=None):
-        """`resume`: (iteration, LearnerState) from a checkpoint, or None to start fresh."""
+        """`resume`: (iteration, LearnerState) from a checkpoint, (0, None) to start a
+        stopped run's folder again, or None for a fresh run."""
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
         self.schedule = PromptSchedule(prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
         self.version = 0
         self.rows: list[dict] = []
         self.resume = resume
         self.start = resume[0] if resume else 0
+        self.consistent_at: int | None = None  # iteration the learner's state matches, when it does
+        self.saved_at: int | None = None       # iteration of the newest checkpoint written
+        self.sampler_restarts = 0
 
     # ---- the loop -----------------------------------------------------------------
     def run(self) -> list[dict]:
-        self.setup()
         try:
+            self.setup()
             for it in self._iterations():
                 self.rows.append(self.iteration(it))
             self.checkpoint(self.cfg.run.iterations, final=True)
+        except BaseException:
+            self.save_on_failure()
+            raise
         finally:
             self.teardown()
         return self.rows
@@ -63,12 +78,14 @@ class Controller:
         timer = PhaseTimer()
         with timer("rollout"):
             scored = self.rollout(it)
+        self.consistent_at = None  # the learner is about to move past the metrics on disk
         with timer("update"):
-            stats = ray.get(self.learner.update.remote(it, *scored))
+            stats = self.call_learner(self.learner.update.remote(it, *scored))
         with timer("publish"):
             self.publish()
         with timer("log"):
             row = self.log(it, stats, scored, timer.seconds)
+        self.consistent_at = it + 1
         return row
 
     # ---- phases -------------------------------------------------------------------
@@ -80,11 +97,13 @@ class Controller:
         self.samplers = start_samplers(self.cfg, self.placement)
         self.learner = start_learner(self.cfg, self.placement)
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
-            ray.get(self.learner.load_state.remote(self.resume[1]))
+            if self.resume[1] is not None:
+                ray.get(self.learner.load_state.remote(self.resume[1]))
             self.rows = self.run_dir.truncate_metrics(self.start)
         self.run_dir.write_json("actors.json", self.placement_report())
         self.publisher = Publisher(self.cfg, self.learner, self.samplers)
-        self.publish()  # the samplers start from the learner's exact weights (v0)
+        self.publish()
+        self.consistent_at = self.start  # the samplers start from the learner's exact weights (v0)
 
     def placement_report(self) -> dict:
         actors = [self.learner] + self.samplers
@@ -96,13 +115,54 @@ class Controller:
                            for i, (n, p) in enumerate(zip(names, places))}}
 
     def rollout(self, it: int) -> list:
+        """Each sampler's shard; a sampler that dies is restarted by Ray, given the
+        current weights and redoes its shard (same prompts, same seed)."""
         batches = self.schedule.batches(it, len(self.samplers), self.version)
-        refs = [s.sample_and_score.remote(b) for s, b in zip(self.samplers, batches)]
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)  # done, but left in the object store
-        return refs
+        submit = lambda i: self.samplers[i].sample_and_score.options(num_returns=2).remote(batches[i])  # noqa: E731
+        pending, done = {i: submit(i) for i in range(len(batches))}, {}
+        while pending:
+            for i, (summary, scored) in list(pending.items()):
+                try:
+                    ray.get(summary)  # small; the rollout itself stays in the object store
+                    done[i] = scored
+                    del pending[i]
+                except ray.exceptions.RayActorError:
+                    self.recover_sampler(i)
+                    pending[i] = submit(i)
+        return [done[i] for i in range(len(batches))]
+
+    def recover_sampler(self, i: int) -> None:
+        self.sampler_restarts += 1
+        name = f"{self.cfg.run.name}:sampler:{i}"
+        if self.cfg.publish.method == "collective":
+            raise RunFailed(f"sampler {name} died; a collective weights group cannot take a restarted member")
+        if self.sampler_restarts > self.cfg.sampler.max_restarts:
+            raise RunFailed(f"sampler {name} died; {self.sampler_restarts - 1} restarts used of sampler.max_restarts="
+                            f"{self.cfg.sampler.max_restarts}")
+        deadline = time.monotonic() + self.cfg.sampler.restart_timeout_s
+        while True:  # Ray restarts the actor; wait until it answers
+            try:
+                if ray.get(self.samplers[i].version.remote(), timeout=10) is not None:
+                    break
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                if time.monotonic() > deadline:
+                    raise RunFailed(f"sampler {name} died and did not come back within "
+                                    f"{self.cfg.sampler.restart_timeout_s:.0f} s") from None
+                time.sleep(1.0)
+        ray.get(self.samplers[i].set_weights.remote(self.learner.publish.remote()))  # the current version, so it can redo its shard
+
+    def call_learner(self, ref):
+        """The learner's result; its loss stops the run (never continue with wrong state)."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as err:
+            raise LearnerLost(f"the learner actor died ({type(err).__name__})") from None
 
     def publish(self) -> None:
-        versions = self.publisher()
+        try:
+            versions = self.publisher()
+        except ray.exceptions.RayActorError as err:
+            raise RunFailed(f"an actor died while weights were published ({type(err).__name__})") from None
         if len(set(versions)) != 1:
             raise RuntimeError(f"samplers disagree on the weights version after publish: {versions}")
         self.version = versions[0]
@@ -123,7 +183,7 @@ class Controller:
             "sampler_forward_rows": stats.sampler_forward_rows,
             "learner_forward_rows": stats.learner_forward_rows,
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
-            "grad_norm": stats.grad_norm, "iteration_s": wall,
+            "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.sampler_restarts,
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},
             **{f"time/learner_{k}": v for k, v in stats.timings.items()},
@@ -144,8 +204,21 @@ class Controller:
         ckpt, state = ray.get([self.learner.export.remote(), self.learner.state.remote()])
         path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final}, state)
         self.run_dir.prune_checkpoints(self.cfg.run.keep_checkpoints)
+        self.saved_at = step
         if final:
             self.final_checkpoint = path
+
+    def save_on_failure(self) -> None:
+        """On the way out of a failed or stopped run: if the learner is alive and its
+        state matches the metrics on disk, checkpoint it so --resume loses nothing."""
+        at = self.consistent_at
+        if at is None or at == self.saved_at or at == self.start or getattr(self, "learner", None) is None:
+            return
+        try:
+            self.checkpoint(at)
+            print(f"adascope-ray: saved a checkpoint at iteration {at} before stopping", flush=True)
+        except Exception:  # noqa: BLE001 - the learner may be the thing that failed
+            pass
 
     def teardown(self) -> None:
         for actor in getattr(self, "samplers", []) + [getattr(self, "learner", None)]:

@@ -50,6 +50,12 @@ class RewardComponent:
     def recent_batch_sizes(self) -> list[int]:
         return list(self.batch_sizes[-100:])
 
+    def actor_name(self) -> str:
+        """This replica's Ray actor name (namespace 'serve'), to find it in the dashboard."""
+        import ray
+
+        return ray.get_runtime_context().get_actor_name()
+
 
 def _decode_image(b64: str) -> np.ndarray:
     from PIL import Image

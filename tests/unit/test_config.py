@@ -92,3 +92,15 @@ def test_deploy_rewards_yaml_args_are_a_rewards_section():
         module, _, attr = app["import_path"].partition(":")
         assert callable(getattr(importlib.import_module(module), attr))
         RewardsConfig.model_validate(app["args"])
+
+
+def test_resume_mismatches_name_only_fields_that_shape_training():
+    from adascope_ray.config import config_from_dict, resume_mismatches
+
+    base = {"data": {"prompts": ["a", "b"], "prompts_per_iteration": 2}}
+    saved = config_from_dict(base)
+    longer = config_from_dict({**base, "run": {"iterations": 99, "checkpoint_every": 5},
+                               "cluster": {"num_cpus": 4}, "sampler": {"num_cpus": 0.5}})
+    assert resume_mismatches(saved, longer) == []  # length, checkpointing and resources may change
+    changed = config_from_dict({**base, "learner": {"lr": 0.5}, "window": {"strategy": "full"}})
+    assert resume_mismatches(saved, changed) == ["learner.lr: 0.0003 -> 0.5", "window.strategy: 'adascope' -> 'full'"]

@@ -1,0 +1,139 @@
+"""Faults injected into runs on a real local Ray cluster: a run that is interrupted,
+loses a sampler, a reward replica, its learner or its driver ends with exactly the
+metrics and weights of an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adascope_ray.cli import main
+
+pytestmark = pytest.mark.e2e
+TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
+SAME = ("iteration", "weights_version", "reward_mean", "loss", "grad_norm", "approx_kl", "window_hist", "samples")
+
+
+def args(tmp, port, name, *extra):
+    return ["train", TINY, "--no-progress", f"run.output_dir={tmp}", f"run.name={name}", "run.iterations=4",
+            "run.checkpoint_every=2", "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
+            f"model.cache_dir={tmp / 'models'}", f"rewards.http_port={port}", *extra]
+
+
+def rows(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def final_lora(run: Path) -> dict:
+    return load_file(run / "checkpoints" / "step_0004" / "pytorch_lora_weights.safetensors")
+
+
+def assert_same_run(run: Path, ref: Path) -> None:
+    got, want = rows(run), rows(ref)
+    assert [r["iteration"] for r in got] == [0, 1, 2, 3]  # none lost, none counted twice
+    for key in SAME:
+        assert [r[key] for r in got] == [r[key] for r in want], key
+    a, b = final_lora(run), final_lora(ref)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
+
+
+def wait_rows(run: Path, n: int, timeout_s: float = 300) -> None:
+    deadline = time.time() + timeout_s
+    while len(rows(run)) < n:
+        assert time.time() < deadline, f"{run.name}: no iteration {n - 1} after {timeout_s} s"
+        time.sleep(0.2)
+
+
+class Background:
+    """main() in a thread (same driver, so actors can be killed by name)."""
+
+    def __init__(self, argv):
+        self.rc = None
+        self.thread = threading.Thread(target=lambda: setattr(self, "rc", main(argv)), daemon=True)
+        self.thread.start()
+
+    def join(self, timeout_s: float = 600) -> int:
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "the run did not finish"
+        return self.rc
+
+
+@pytest.fixture(scope="module")
+def straight(ray_cluster, tmp_path_factory):
+    """The reference: 4 iterations, uninterrupted."""
+    tmp = tmp_path_factory.mktemp("faults")
+    assert main(args(tmp, ray_cluster["http_port"], "straight")) == 0
+    return tmp, tmp / "straight"
+
+
+def test_two_plus_resume_plus_two_equals_four(straight, ray_cluster):
+    tmp, ref = straight
+    port = ray_cluster["http_port"]
+    assert main(args(tmp, port, "split", "run.iterations=2")) == 0
+    # a fresh start into a folder that holds a run is refused and nothing is touched
+    before = (tmp / "split" / "metrics.jsonl").read_bytes()
+    assert main(args(tmp, port, "split")) == 2
+    # resuming with a setting that shapes training changed is refused, naming the field
+    assert main(args(tmp, port, "split", "learner.lr=0.5", "--resume", str(tmp / "split"))) == 2
+    assert (tmp / "split" / "metrics.jsonl").read_bytes() == before
+    assert main(args(tmp, port, "split", "--resume", str(tmp / "split"))) == 0
+    assert_same_run(tmp / "split", ref)
+
+
+def test_sampler_and_reward_replica_killed_mid_run(straight, ray_cluster):
+    import ray
+    from ray import serve
+
+    tmp, ref = straight
+    run = Background(args(tmp, ray_cluster["http_port"], "faulty"))
+    wait_rows(tmp / "faulty", 1)
+    ray.kill(ray.get_actor("faulty:sampler:0"), no_restart=False)  # during iteration 1's rollout
+    wait_rows(tmp / "faulty", 2)
+    comp = serve.get_deployment_handle("reward_jpeg_compressibility", "adascope-rewards")
+    replica = comp.actor_name.remote().result(timeout_s=60)
+    ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)  # Serve must replace it
+    assert run.join() == 0
+    assert rows(tmp / "faulty")[-1]["sampler_restarts"] == 1
+    assert_same_run(tmp / "faulty", ref)
+
+
+def test_learner_killed_stops_with_the_resume_command(straight, ray_cluster, capsys):
+    import ray
+
+    tmp, ref = straight
+    argv = args(tmp, ray_cluster["http_port"], "lost")
+    run = Background(argv)
+    wait_rows(tmp / "lost", 3)  # the checkpoint at iteration 2 exists
+    ray.kill(ray.get_actor("lost:learner"))
+    assert run.join() == 3
+    err = capsys.readouterr().err
+    assert "learner actor died" in err and f"--resume {tmp / 'lost'}" in err
+    assert len(rows(tmp / "lost")) == 3  # nothing written after the loss
+    assert main(argv + ["--resume", str(tmp / "lost")]) == 0  # redoes iteration 2 from step_0002
+    assert_same_run(tmp / "lost", ref)
+
+
+def test_driver_killed_then_resume(straight, ray_cluster):
+    import ray
+
+    tmp, ref = straight
+    argv = args(tmp, ray_cluster["http_port"], "orphan")
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, "-m", "adascope_ray.cli", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_rows(tmp / "orphan", 3)  # after the checkpoint at iteration 2
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no teardown, no final checkpoint
+        proc.wait(60)
+    assert len(rows(tmp / "orphan")) < 4
+    assert main(argv + ["--resume", str(tmp / "orphan")]) == 0
+    assert_same_run(tmp / "orphan", ref)
