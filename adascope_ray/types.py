@@ -90,6 +90,8 @@ class UpdateStats:
     sampler_forward_rows: int      # denoiser rows the samplers spent on them
     rollout_timings: dict[str, float] = field(default_factory=dict)  # slowest sampler's
     timings: dict[str, float] = field(default_factory=dict)
+    dropped_nonfinite: int = 0     # samples with a non-finite reward, log-prob or latent
+    skipped_steps: int = 0         # optimizer steps skipped for a non-finite gradient
 
 
 @dataclass(frozen=True)

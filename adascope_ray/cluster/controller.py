@@ -177,6 +177,7 @@ class Controller:
             "window_start": stats.window_start_mean, "window_length": stats.window_length_mean,
             "window_hist": stats.window_hist, "k_lo": stats.k_lo, "k_hi": stats.k_hi,
             "zero_std_ratio": stats.zero_std_ratio, "dropped_stale": stats.dropped_stale,
+            "dropped_nonfinite": stats.dropped_nonfinite, "skipped_steps": stats.skipped_steps,
             "samples": stats.samples, "trained_pairs": stats.trained_pairs,
             "samples_per_s": stats.samples / wall if wall > 0 else 0.0,
             "cost_fwd_equiv": cost, "cost_per_trajectory": cost / max(stats.samples, 1),

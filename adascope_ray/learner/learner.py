@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..core import signals as sig
-from ..core.advantages import PerPromptStatTracker, group_advantages
+from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss
 from ..core.window import WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
@@ -71,6 +71,14 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batc
     )
 
 
+def finite_samples(batch: Batch) -> np.ndarray:
+    """(B,) bool: the sample's reward, stored log-probs and latents are all finite."""
+    ok = np.isfinite(batch.rewards)
+    ok &= torch.isfinite(batch.log_probs).all(1).cpu().numpy()
+    ok &= torch.isfinite(batch.latents).flatten(1).all(1).cpu().numpy()
+    return ok
+
+
 class Learner:
     def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg):
         torch.set_num_threads(learner_cfg.torch_threads)
@@ -102,7 +110,8 @@ class Learner:
         timings["collate_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        adv = self.advantages(batch)
+        finite = finite_samples(batch)  # NaN/inf samples never reach the statistics or the update
+        adv = self.advantages(batch, keep=finite)
         timings["advantages_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -112,16 +121,18 @@ class Learner:
 
         t = time.perf_counter()
         rows0 = self.policy.forward_rows
-        loss, stats, grad_norm = self.train_on(batch, mask, torch.from_numpy(adv.values).to(self.device))
+        loss, stats, grad_norm, skipped = self.train_on(batch, mask, torch.from_numpy(adv.values).to(self.device))
         timings["update_s"] = time.perf_counter() - t
         self.version += 1
 
         sel = window.mask[adv.valid] if adv.valid.any() else window.mask
+        kept = batch.rewards[finite]
         return UpdateStats(
-            policy_version=self.version, reward_mean=float(batch.rewards.mean()),
-            reward_std=float(batch.rewards.std()),
-            reward_components={n: float(v.mean()) for n, v in batch.components.items()},
-            zero_std_ratio=adv.zero_std_ratio, dropped_stale=int(dropped),
+            policy_version=self.version, reward_mean=float(kept.mean()) if len(kept) else float("nan"),
+            reward_std=float(kept.std()) if len(kept) else float("nan"),
+            reward_components={n: float(np.nanmean(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any()
+                               else float("nan") for n, v in batch.components.items()},
+            zero_std_ratio=float(1.0 - adv.valid[finite].mean()) if finite.any() else 0.0, dropped_stale=int(dropped),
             window_start_mean=float(WindowSelection(sel).start.mean()),
             window_length_mean=float(WindowSelection(sel).length.mean()),
             window_hist=mask.sum(0).astype(int).tolist(), trained_pairs=int(mask.sum()),
@@ -131,14 +142,20 @@ class Learner:
             sampler_forward_rows=sum(s.rollout.sampler_forward_rows for s in scored),
             rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
                              for k in scored[0].rollout.timings},
-            timings=timings,
+            timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=skipped,
         )
 
-    def advantages(self, batch: Batch):
+    def advantages(self, batch: Batch, keep: np.ndarray | None = None) -> Advantages:
+        """Advantages of the kept samples (statistics over those only); others invalid."""
         a = self.adv_cfg
+        idx = np.arange(len(batch.rewards)) if keep is None else np.flatnonzero(keep)
         if a.mode == "tracker":
-            return self.tracker.update(batch.prompts, batch.rewards, std_eps=a.std_eps, clip=a.clip)
-        return group_advantages(batch.rewards, batch.group_ids, std_eps=a.std_eps, clip=a.clip)
+            sub = self.tracker.update([batch.prompts[i] for i in idx], batch.rewards[idx], std_eps=a.std_eps, clip=a.clip)
+        else:
+            sub = group_advantages(batch.rewards[idx], batch.group_ids[idx], std_eps=a.std_eps, clip=a.clip)
+        values, valid = np.zeros(len(batch.rewards), np.float32), np.zeros(len(batch.rewards), bool)
+        values[idx], valid[idx] = sub.values, sub.valid
+        return Advantages(values, valid)
 
     def window(self, iteration: int, batch: Batch) -> tuple[WindowSelection, int, int]:
         k_lo, k_hi = sig.prior_bounds(batch.alpha_bars, batch.var_pooled, batch.var_full,
@@ -156,8 +173,8 @@ class Learner:
         gradient of each optimizer step is that of the mean loss over its pairs."""
         pairs = np.argwhere(mask)                                            # (N, 2): (i, k)
         if len(pairs) == 0:
-            return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0
-        losses, kls, clips, norms = [], [], [], []
+            return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0
+        losses, kls, clips, norms, skipped = [], [], [], [], 0
         for _ in range(self.cfg.inner_epochs):
             order = pairs[self.rng.permutation(len(pairs))]
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
@@ -170,10 +187,16 @@ class Learner:
                     losses.append(float(loss.detach()) * len(mb))
                     kls.append(st.approx_kl * len(mb))
                     clips.append(st.clipfrac * len(mb))
-                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)))
+                norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+                if not np.isfinite(norm):  # never step with a non-finite gradient
+                    self.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    continue
+                norms.append(norm)
                 self.optimizer.step()
         n = len(pairs) * self.cfg.inner_epochs
-        return sum(losses) / n, {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n}, float(np.mean(norms))
+        return (sum(losses) / n, {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n},
+                float(np.mean(norms)) if norms else float("nan"), skipped)
 
     def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
         """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""

@@ -119,3 +119,42 @@ def test_update_raises_log_prob_of_high_advantage_trajectories(make_cfg):
     assert np.corrcoef(adv, delta)[0, 1] > 0.8
     big = np.abs(adv) > 0.5
     assert (np.sign(delta[big]) == np.sign(adv[big])).all()
+
+
+def test_non_finite_samples_are_dropped_and_counted(make_cfg):
+    cfg = make_cfg(window={"strategy": "full"}, data={"group_size": 4})
+    sampler, learner = build(cfg)
+    s = scored_rollout(cfg, sampler)                   # 2 prompts x 4 samples, groups 0 = rows 0..3
+    s.rewards.total[0] = np.nan                        # a reward model's NaN
+    s.rollout.log_probs[5, 1] = np.inf                 # a sampler's overflow
+    batch = collate([s], learner.device, learner.policy.schedule)
+    from adascope_ray.learner.learner import finite_samples
+
+    keep = finite_samples(batch)
+    assert keep.tolist() == [False, True, True, True, True, False, True, True]
+    adv = learner.advantages(batch, keep=keep)
+    # group 0 from its three finite rewards only: (r - mean) / (population std + 1e-4)
+    r = s.rewards.total[1:4].astype(np.float64)
+    np.testing.assert_allclose(adv.values[1:4], (r - r.mean()) / (r.std() + 1e-4), rtol=1e-5)
+    assert not adv.valid[0] and not adv.valid[5] and adv.values[0] == 0
+
+    before = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if p.requires_grad}
+    stats = learner.update(0, [s])
+    k = cfg.sampling.num_steps
+    assert stats.dropped_nonfinite == 2 and stats.trained_pairs == 6 * k and stats.skipped_steps == 0
+    assert np.isfinite(stats.reward_mean) and stats.reward_mean == pytest.approx(np.delete(s.rewards.total, [0, 5]).mean(), rel=1e-6)
+    after = dict(learner.unet.named_parameters())
+    assert all(torch.isfinite(after[n]).all() for n in before) and any(not torch.equal(after[n], before[n]) for n in before)
+
+
+def test_non_finite_gradient_skips_the_optimizer_step(make_cfg):
+    cfg = make_cfg(window={"strategy": "full"}, learner={"optimizer_steps_per_epoch": 2})
+    sampler, learner = build(cfg)
+    batch = collate([scored_rollout(cfg, sampler)], learner.device, learner.policy.schedule)
+    before = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if p.requires_grad}
+    mask = np.ones(batch.log_probs.shape, bool)
+    adv = torch.full((batch.log_probs.shape[0],), float("nan"))  # poisons every loss and gradient
+    _, _, grad_norm, skipped = learner.train_on(batch, mask, adv)
+    assert skipped == 2 and np.isnan(grad_norm)
+    after = dict(learner.unet.named_parameters())
+    assert all(torch.equal(after[n], before[n]) for n in before)  # weights untouched
