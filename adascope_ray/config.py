@@ -177,6 +177,7 @@ class RewardsConfig(_Strict):
     http_host: str = Field("127.0.0.1", description="Serve HTTP bind address (loopback unless you mean otherwise).")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port.")
     keep_app: bool = Field(False, description="Leave a reward application this run deployed running when the run ends (an attached one is never removed).")
+    max_request_mb: float = Field(64.0, gt=0, le=4096, description="HTTP: largest request body the reward endpoint accepts (413 above).")
 
     @model_validator(mode="after")
     def _unique(self) -> "RewardsConfig":

@@ -8,8 +8,6 @@ and combines them by weight. The ingress also answers HTTP:
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +15,7 @@ from ray import serve
 
 from .._compat import setup_worker
 from ..rewards.base import build_scorer, check_scores
+from ..rewards.payload import PayloadError, parse_score_request
 from ..types import RewardResult
 
 
@@ -57,20 +56,15 @@ class RewardComponent:
         return ray.get_runtime_context().get_actor_name()
 
 
-def _decode_image(b64: str) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
-
-
 @serve.deployment
 class RewardIngress:
     """Fans a request out to every component and returns the weighted sum."""
 
-    def __init__(self, weights: dict[str, float], components: dict):
+    def __init__(self, weights: dict[str, float], components: dict, max_request_bytes: int = 64 << 20):
         setup_worker()
         self.weights = weights
         self.components = components  # name -> DeploymentHandle
+        self.max_request_bytes = max_request_bytes
 
     async def score(self, images: np.ndarray, prompts: list[str]) -> RewardResult:
         if len(images) != len(prompts):
@@ -83,14 +77,18 @@ class RewardIngress:
         return RewardResult(np.asarray(total, dtype=np.float32), comps)
 
     async def __call__(self, request) -> dict:
+        """HTTP: 400 for a malformed payload, 413 for one over the limits; the
+        server keeps serving either way."""
         from starlette.responses import JSONResponse
 
         try:
-            body = await request.json()
-            prompts, images = body["prompts"], [_decode_image(s) for s in body["images"]]
-            result = await self.score(np.stack(images), prompts)
-        except Exception as err:  # a bad payload is the client's error
-            return JSONResponse({"error": f"{type(err).__name__}: {err}"}, status_code=400)
+            declared = int(request.headers.get("content-length") or 0)
+            if declared > self.max_request_bytes:  # refuse before reading it
+                raise PayloadError(413, f"request body is {declared} bytes, the limit is {self.max_request_bytes}")
+            images, prompts = parse_score_request(await request.body(), self.max_request_bytes)
+        except PayloadError as err:
+            return JSONResponse({"error": str(err)}, status_code=err.status)
+        result = await self.score(images, prompts)
         return {"scores": result.total.tolist(),
                 "components": {n: v.tolist() for n, v in result.components.items()}}
 
@@ -121,7 +119,7 @@ def build_reward_app(rewards_cfg):
         ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s)
     weights = {c.name: c.weight for c in rewards_cfg.components}
     return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
-                                  logging_config=QUIET).bind(weights, comps)
+                                  logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)))
 
 
 def app_builder(args: dict):

@@ -79,7 +79,7 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
     from adascope_ray.cluster.serve_app import app_builder
 
     # the same entry point `serve deploy deploy/rewards.yaml` uses
-    app = app_builder({"components": [
+    app = app_builder({"max_request_mb": 1, "components": [
         {"name": "jpeg_compressibility", "weight": 2.0, "batch_wait_timeout_s": 0.3},
         {"name": "jpeg_incompressibility", "weight": 0.5}]})
     serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
@@ -95,10 +95,14 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
         assert body["components"]["jpeg_incompressibility"] == pytest.approx(size.tolist(), abs=1e-6)
         assert body["scores"] == pytest.approx((2.0 * -size + 0.5 * size).tolist(), abs=1e-5)
 
-        # malformed requests get a 400 naming the problem; the server keeps serving
+        # malformed requests get a 4xx naming the problem; the server keeps serving
         assert _post(url, b"{not json")[0] == 400
         status, body = _post(url, {"prompts": ["a"], "images": [_png_b64(imgs[0])] * 2})
         assert status == 400 and "prompts" in body["error"]
+        status, body = _post(url, {"prompts": ["a"], "images": [base64.b64encode(b"not an image").decode()]})
+        assert status == 400 and "images[0]" in body["error"]
+        status, body = _post(url, {"prompts": ["a"], "images": ["A" * (2 << 20)]})  # over max_request_mb=1
+        assert status == 413 and "limit" in body["error"]
         assert _post(url, {"prompts": ["a"], "images": [_png_b64(imgs[0])]})[0] == 200
 
         # concurrent single-image calls are scored together by @serve.batch
