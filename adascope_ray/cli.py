@@ -92,7 +92,7 @@ def train(args) -> int:
         return _fail(str(err))
 
     from .cluster.controller import Controller
-    from .cluster.runtime import connect, disconnect, resolve_address
+    from .cluster.runtime import ClusterUnreachable, connect, disconnect, resolve_address
     from .cluster.controller import RunFailed
     from .cluster.serve_app import RewardAppError
 
@@ -104,10 +104,11 @@ def train(args) -> int:
     # reward app are removed instead of outliving the job
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    started = connect(cfg.cluster, address)
+    started = False
     try:
+        started = connect(cfg.cluster, address)
         rows = Controller(cfg, run_dir, prompts, progress=not args.no_progress, resume=resume).run()
-    except RewardAppError as err:
+    except (RewardAppError, ClusterUnreachable) as err:
         return _fail(str(err))
     except RunFailed as err:
         ckpts = sorted((run_dir.root / "checkpoints").glob("step_*"))

@@ -177,6 +177,7 @@ class RewardsConfig(_Strict):
     http_host: str = Field("127.0.0.1", description="Serve HTTP bind address (loopback unless you mean otherwise).")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port.")
     keep_app: bool = Field(False, description="Leave a reward application this run deployed running when the run ends (an attached one is never removed).")
+    ready_timeout_s: float = Field(300.0, gt=0, description="How long a deployed reward application may take to reach RUNNING before the run stops with an error.")
     max_request_mb: float = Field(64.0, gt=0, le=4096, description="HTTP: largest request body the reward endpoint accepts (413 above).")
 
     @model_validator(mode="after")
@@ -196,6 +197,7 @@ class PublishConfig(_Strict):
 
 class ClusterConfig(_Strict):
     address: str | None = Field(None, description="Ray address to join; None starts a local cluster unless RAY_ADDRESS is set.")
+    connect_timeout_s: float = Field(30.0, gt=0, description="How long the address may take to answer before the run stops with an error.")
     placement: Literal["none", "PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field("none", description="Place the learner and the samplers (one bundle each) in a placement group with this strategy: PACK keeps them on few nodes, SPREAD across nodes; 'none' lets Ray place each actor.")
     placement_timeout_s: float = Field(600.0, gt=0, description="How long to wait for the placement group's resources before failing.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster started by the CLI (None = all).")

@@ -35,7 +35,7 @@ class RunDir:
     @classmethod
     def create(cls, output_dir: str, name: str, overwrite: bool) -> "RunDir":
         root = Path(output_dir).expanduser() / name
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(f.is_file() for f in root.rglob("*")):  # empty folders hold no run
             if not overwrite:
                 raise RunDirError(f"run folder {root} already holds a run; continue it with --resume {root}, "
                                   "pick another run.name, or pass run.overwrite=true")

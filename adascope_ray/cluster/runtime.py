@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import ray
 
@@ -44,11 +45,31 @@ def resolve_address(cli_address: str | None, cfg_address: str | None) -> str | N
     return cli_address or cfg_address or os.environ.get("RAY_ADDRESS") or None
 
 
+class ClusterUnreachable(ConnectionError):
+    """The Ray address given does not answer."""
+
+
+def probe(address: str, timeout_s: float) -> None:
+    """Fail fast, naming the address, when a host:port (or ray://host:port) address
+    does not accept connections; ray.init alone would retry for minutes."""
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # 'auto', 'local' and the like: leave them to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} within {timeout_s:.0f} s ({err}); "
+                                 "check --address, cluster.address or RAY_ADDRESS") from None
+
+
 def connect(cluster_cfg, address: str | None) -> bool:
     """Join `address`, or start a local cluster when there is none. Returns True
     when this process started the cluster (and so must shut it down)."""
     for k, v in WORKER_ENV.items():
         os.environ.setdefault(k, v)
+    if address:
+        probe(address, cluster_cfg.connect_timeout_s)
     if ray.is_initialized():
         return False
     if address:

@@ -8,6 +8,7 @@ and combines them by weight. The ingress also answers HTTP:
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,14 +132,41 @@ def app_builder(args: dict):
 
 
 def deploy_rewards(rewards_cfg) -> None:
+    """Deploy the app and wait (bounded) until it runs; on failure it is removed and
+    RewardAppError names the app and what Serve reports."""
+    from ray.serve.api import RunTarget
+
     serve.start(http_options={"host": rewards_cfg.http_host, "port": rewards_cfg.http_port},
                 logging_config=QUIET)
-    serve.run(build_reward_app(rewards_cfg), name=rewards_cfg.app_name,
-              route_prefix=rewards_cfg.route_prefix, blocking=False)
+    serve.run_many([RunTarget(target=build_reward_app(rewards_cfg), name=rewards_cfg.app_name,
+                              route_prefix=rewards_cfg.route_prefix)],
+                   wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
+    try:
+        wait_running(rewards_cfg.app_name, rewards_cfg.ready_timeout_s)
+    except RewardAppError:
+        serve.delete(rewards_cfg.app_name, _blocking=False)
+        raise
 
 
 class RewardAppError(RuntimeError):
-    """The reward application to attach to is not running."""
+    """The reward application is not running and cannot be used."""
+
+
+def wait_running(app_name: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        app = serve.status().applications.get(app_name)
+        state = str(app.status).rsplit(".", 1)[-1] if app else "ABSENT"
+        if state == "RUNNING":
+            return
+        if state in ("DEPLOY_FAILED", "UNHEALTHY") or time.monotonic() > deadline:
+            deps = {n: {str(k).rsplit(".", 1)[-1]: v for k, v in d.replica_states.items()}
+                    for n, d in (app.deployments.items() if app else [])}
+            why = app.message if app and app.message else f"replicas: {deps}"
+            raise RewardAppError(f"reward application {app_name!r} is {state} after "
+                                 f"{timeout_s - max(deadline - time.monotonic(), 0):.0f} s "
+                                 f"(rewards.ready_timeout_s={timeout_s:.0f}): {why}")
+        time.sleep(0.5)
 
 
 def app_running(app_name: str) -> bool:

@@ -137,3 +137,19 @@ def test_driver_killed_then_resume(straight, ray_cluster):
     assert len(rows(tmp / "orphan")) < 4
     assert main(argv + ["--resume", str(tmp / "orphan")]) == 0
     assert_same_run(tmp / "orphan", ref)
+
+
+def test_reward_app_that_cannot_start_stops_the_run_naming_it(ray_cluster, tmp_path, capsys):
+    from ray import serve
+
+    # a replica that asks for a GPU this cluster lacks never starts
+    argv = args(tmp_path, ray_cluster["http_port"], "nogpu", "rewards.app_name=stuck-rewards",
+                "rewards.components=[{name: jpeg_compressibility, num_gpus: 1}]", "rewards.ready_timeout_s=5")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "reward application 'stuck-rewards'" in err and "ready_timeout_s=5" in err
+    deadline = time.time() + 60
+    while "stuck-rewards" in serve.status().applications and time.time() < deadline:
+        time.sleep(1)
+    assert "stuck-rewards" not in serve.status().applications  # removed, not left pending
+    assert not rows(tmp_path / "nogpu")

@@ -29,3 +29,19 @@ def test_missing_prompt_file_and_existing_run(tmp_path, capsys):
 
 def test_validate_command(capsys):
     assert main(["validate", TINY]) == 0
+
+
+def test_unreachable_cluster_fails_fast_naming_the_address(tmp_path, capsys):
+    import socket
+
+    from adascope_ray.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
+    argv = ["train", cfg, "--address", f"127.0.0.1:{port}", f"run.output_dir={tmp_path}", "cluster.connect_timeout_s=2"]
+    assert main(argv) == 2
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(argv) == 2  # nothing was left behind that blocks a second try
+    assert "already holds a run" not in capsys.readouterr().err
