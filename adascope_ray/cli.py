@@ -42,13 +42,33 @@ def _fail(msg: str) -> int:
 
 def preflight(cfg):
     """Everything that can be checked before Ray starts."""
-    from .data import load_prompts
+    from .data import load_prompts, over_long
     from .models.loader import BUILTIN_TINY, resolve_model_path
 
     prompts = load_prompts(cfg.data)
     if cfg.model.path != BUILTIN_TINY:
         resolve_model_path(cfg.model)
+    long = over_long(prompts, prompt_tokenizer(cfg.model))
+    if long:
+        print(f"adascope-ray: warning: {len(long)} of {len(prompts)} prompts exceed the text encoder's "
+              "token limit and are truncated, e.g. " + repr(prompts[long[0]][:80] + "…"), file=sys.stderr, flush=True)
     return prompts
+
+
+def prompt_tokenizer(model_cfg):
+    """The tokenizer the model's text encoder uses (offline)."""
+    import tempfile
+
+    from transformers import CLIPTokenizer, logging as tlog
+
+    from .models.loader import BUILTIN_TINY, resolve_model_path
+    from .models.tokenizer import build_clip_tokenizer
+
+    tlog.set_verbosity_error()  # the length warning is ours
+    if model_cfg.path == BUILTIN_TINY:
+        with tempfile.TemporaryDirectory() as tmp:
+            return build_clip_tokenizer(tmp)
+    return CLIPTokenizer.from_pretrained(str(resolve_model_path(model_cfg) / "tokenizer"), local_files_only=True)
 
 
 def open_run_dir(cfg, resume_arg: str | None):

@@ -36,6 +36,15 @@ def load_prompts(data_cfg) -> list[str]:
     return prompts
 
 
+def over_long(prompts: list[str], tokenizer) -> list[int]:
+    """Indices of prompts longer than the tokenizer's limit (BOS and EOS included):
+    the text encoder sees only their first `model_max_length` tokens."""
+    limit = tokenizer.model_max_length
+    lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(prompts)), truncation=False)["input_ids"]]
+    long = {p for p, n in zip(dict.fromkeys(prompts), lengths) if n > limit}
+    return [i for i, p in enumerate(prompts) if p in long]
+
+
 class PromptSchedule:
     """Deterministic prompt order: a fresh permutation of the prompts each epoch,
     `per_iteration` prompts per iteration, `group_size` trajectories each, split

@@ -7,6 +7,8 @@ import socket
 
 import ray
 
+NAMESPACE = "adascope"  # actors are found by name here: ray.get_actor("<run>:learner", namespace="adascope")
+
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
@@ -73,9 +75,9 @@ def connect(cluster_cfg, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, runtime_env=runtime_env(job_runtime_env()), log_to_driver=True)
+        ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env(job_runtime_env()), log_to_driver=True)
         return False
-    ray.init(num_cpus=cluster_cfg.num_cpus, include_dashboard=cluster_cfg.include_dashboard,
+    ray.init(num_cpus=cluster_cfg.num_cpus, include_dashboard=cluster_cfg.include_dashboard, namespace=NAMESPACE,
              runtime_env=runtime_env(), log_to_driver=True)
     return True
 

@@ -90,6 +90,11 @@ def test_job_runs_to_success(head, tmp_path):
     rows = (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["weights_version"] for x in rows] == [1, 2]
     assert alive_run_actors(head, "tiny") == []
+    # the cluster's auth token appears in neither the job's logs nor the run folder
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    assert len(token) >= 16 and token not in logs
+    for f in (tmp_path / "tiny").rglob("*"):
+        assert not f.is_file() or token.encode() not in f.read_bytes(), f
 
 
 def test_job_stop_leaves_no_actors_or_app(head, tmp_path):

@@ -36,3 +36,18 @@ def test_prompt_files(tmp_path):
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "t.parquet")
     with pytest.raises(PromptError, match="'prompt' column"):
         load_prompts(DataConfig(prompts_file=str(tmp_path / "t.parquet")))
+
+
+def test_over_long_prompts_are_found_and_reported(tmp_path, capsys):
+    from adascope_ray.cli import preflight
+    from adascope_ray.config import config_from_dict
+    from adascope_ray.data import over_long
+    from adascope_ray.models.tokenizer import build_clip_tokenizer
+
+    tok = build_clip_tokenizer(tmp_path / "tok")
+    # "cat" is one token; with BOS and EOS, 75 words make 77 tokens (fits), 76 make 78
+    fits, too_long = " ".join(["cat"] * 75), " ".join(["cat"] * 76)
+    assert over_long(["a dog", fits, too_long, too_long], tok) == [2, 3]
+    cfg = config_from_dict({"data": {"prompts": ["a dog", too_long], "prompts_per_iteration": 1}})
+    assert preflight(cfg) == ["a dog", too_long]  # kept (the encoder truncates), with a warning
+    assert "1 of 2 prompts exceed the text encoder's token limit" in capsys.readouterr().err
