@@ -79,3 +79,31 @@ def test_full_finetune_checkpoint_loads_as_a_unet(make_cfg, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(unet(x, 300, encoder_hidden_states=emb).sample,
                                    learner.unet(x, 300, encoder_hidden_states=emb).sample)
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickled_checkpoint_is_never_unpickled(tiny_cfg, tmp_path):
+    import pickle
+    import shutil
+
+    import pytest
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model_path(tiny_cfg.model), model)
+    (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    marker = tmp_path / "unpickled"
+    with open(model / "unet" / "diffusion_pytorch_model.bin", "wb") as f:
+        pickle.dump({"conv_in.weight": _Payload(marker)}, f)
+    cfg = tiny_cfg.model.model_copy(update={"path": str(model)})
+    with pytest.raises(Exception):  # noqa: B017 - refused by weights-only loading, whatever the wording
+        load_pipeline(cfg)
+    assert not marker.exists()  # the payload never ran
