@@ -153,7 +153,10 @@ class AutoscalingConfig(_Strict):
 
 
 class RewardComponentConfig(_Strict):
-    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match"] = Field(description="Reward scorer (see adascope_ray/rewards/).")
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url.")
+    url: str | None = Field(None, pattern=r"^https?://", description="http: the external reward server's endpoint.")
+    protocol: Literal["json", "pickle"] = Field("json", description="http: payload convention: 'json' (base64 JPEGs, this project's own endpoint) or 'pickle' (JPEG bytes, the ddpo-pytorch / flow_grpo reward servers).")
+    request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
     autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
@@ -166,7 +169,15 @@ class RewardComponentConfig(_Strict):
     def _one_scaling_mode(self) -> "RewardComponentConfig":
         if self.num_replicas is not None and self.autoscaling is not None:
             raise ValueError(f"reward {self.name}: give num_replicas or autoscaling, not both")
+        if (self.name == "http") != (self.url is not None):
+            raise ValueError(f"reward {self.name}: url is required for 'http' and only for it")
         return self
+
+    def scorer_options(self) -> dict:
+        """Keyword arguments of this reward's scorer."""
+        if self.name == "http":
+            return {"url": self.url, "protocol": self.protocol, "timeout_s": self.request_timeout_s}
+        return {}
 
 
 class RewardsConfig(_Strict):

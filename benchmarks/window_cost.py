@@ -40,7 +40,7 @@ def run_strategy(cfg, strategy: str, iterations: int) -> dict:
     learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
     sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
     sampler.set_weights(learner.publish())
-    scorers = [(c, build_scorer(c.name)) for c in cfg.rewards.components]
+    scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
     sched = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
     rows = []
     for it in range(iterations):

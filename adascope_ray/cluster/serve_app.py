@@ -30,9 +30,9 @@ class ScoreRequest:
 class RewardComponent:
     """One reward model. Concurrent requests are scored as one batch."""
 
-    def __init__(self, name: str, max_batch_size: int, batch_wait_timeout_s: float):
+    def __init__(self, name: str, max_batch_size: int, batch_wait_timeout_s: float, options: dict | None = None):
         setup_worker()
-        self.scorer = build_scorer(name)
+        self.scorer = build_scorer(name, **(options or {}))
         self.name = name
         self.score.set_max_batch_size(max_batch_size)
         self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
@@ -117,7 +117,7 @@ def build_reward_app(rewards_cfg):
             name=f"reward_{c.name}", **scaling_options(c),
             max_ongoing_requests=max(5, 2 * c.max_batch_size),  # room to fill a batch
             ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
-        ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s)
+        ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s, c.scorer_options())
     weights = {c.name: c.weight for c in rewards_cfg.components}
     return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
                                   logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)))

@@ -14,23 +14,25 @@ class Scorer(Protocol):
         ...
 
 
-def _registry() -> dict[str, Callable[[], Scorer]]:
+def _registry() -> dict[str, Callable[..., Scorer]]:
     from .color import ColorMatch
+    from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
-            "color_match": ColorMatch}
+            "color_match": ColorMatch, "http": HttpReward}
 
 
 def available_scorers() -> list[str]:
     return sorted(_registry())
 
 
-def build_scorer(name: str) -> Scorer:
+def build_scorer(name: str, **options) -> Scorer:
+    """The scorer `name`, built with its options (e.g. url= for 'http')."""
     reg = _registry()
     if name not in reg:
         raise KeyError(f"unknown reward {name!r}; known: {', '.join(sorted(reg))}")
-    return reg[name]()
+    return reg[name](**options)
 
 
 def check_scores(name: str, scores: np.ndarray, n: int) -> np.ndarray:

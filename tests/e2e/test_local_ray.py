@@ -105,6 +105,14 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
         assert status == 413 and "limit" in body["error"]
         assert _post(url, {"prompts": ["a"], "images": [_png_b64(imgs[0])]})[0] == 200
 
+        # the HTTP reward adapter speaks this endpoint's convention: apps can be chained
+        from adascope_ray.rewards.http_adapter import jpeg_bytes
+
+        chained = build_scorer("http", url=url)(imgs, ["a", "b"])
+        seen = np.stack([np.asarray(Image.open(io.BytesIO(jpeg_bytes(im, 95))).convert("RGB")) for im in imgs])
+        size_seen = build_scorer("jpeg_incompressibility")(seen, ["a", "b"])  # what the server decoded
+        np.testing.assert_allclose(chained, 2.0 * -size_seen + 0.5 * size_seen, atol=1e-5)
+
         # concurrent single-image calls are scored together by @serve.batch
         handle = serve.get_app_handle("rewards-e2e")
         responses = [handle.score.remote(imgs[:1], ["a"]) for _ in range(8)]
