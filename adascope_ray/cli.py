@@ -40,19 +40,35 @@ def _fail(msg: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def preflight(cfg):
-    """Everything that can be checked before Ray starts."""
+def preflight(cfg, local: bool = True):
+    """Everything that can be checked before Ray starts. Reward weights are checked
+    only for a local run (on a cluster, the replicas' nodes are what matters; a
+    missing path there fails the app's deployment with the same message)."""
     from .data import load_prompts, over_long
     from .models.loader import BUILTIN_TINY, resolve_model_path
 
     prompts = load_prompts(cfg.data)
     if cfg.model.path != BUILTIN_TINY:
         resolve_model_path(cfg.model)
+    if local and cfg.rewards.deploy != "attach":
+        check_reward_weights(cfg.rewards)
     long = over_long(prompts, prompt_tokenizer(cfg.model))
     if long:
         print(f"adascope-ray: warning: {len(long)} of {len(prompts)} prompts exceed the text encoder's "
               "token limit and are truncated, e.g. " + repr(prompts[long[0]][:80] + "…"), file=sys.stderr, flush=True)
     return prompts
+
+
+def check_reward_weights(rewards_cfg) -> None:
+    from .config import MODEL_REWARDS
+    from .rewards.clip_family import RewardWeightsError, _folder
+
+    for c in rewards_cfg.components:
+        if c.name in MODEL_REWARDS:
+            _folder(c.name, "path", c.path)
+            _folder(c.name, "processor_path", c.processor_path or c.path)
+        if c.head_path and not Path(c.head_path).expanduser().is_file():
+            raise RewardWeightsError(f"reward {c.name!r}: head_path {c.head_path} not found")
 
 
 def prompt_tokenizer(model_cfg):
@@ -106,7 +122,7 @@ def train(args) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
-        prompts = preflight(cfg)
+        prompts = preflight(cfg, local=not (args.address or cfg.cluster.address or os.environ.get("RAY_ADDRESS")))
         run_dir, resume = open_run_dir(cfg, args.resume)
     except (ConfigError, PromptError, RunDirError, CheckpointError, FileNotFoundError) as err:
         return _fail(str(err))

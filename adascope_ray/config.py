@@ -152,8 +152,16 @@ class AutoscalingConfig(_Strict):
         return self
 
 
+MODEL_REWARDS = ("clip_score", "pickscore", "aesthetic")
+
+
 class RewardComponentConfig(_Strict):
-    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url.")
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore and aesthetic load CLIP weights from path.")
+    path: str | None = Field(None, description="clip_score / pickscore / aesthetic: local transformers CLIPModel folder (config.json + weights).")
+    processor_path: str | None = Field(None, description="Folder of the model's CLIPProcessor (preprocessor_config.json + tokenizer); None = path.")
+    head_path: str | None = Field(None, description="aesthetic: the MLP head's state dict (.safetensors, or .pth read weights-only).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where a model-based reward runs; 'auto' uses CUDA when the replica has a GPU.")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="Model dtype on GPU (CPU always float32).")
     url: str | None = Field(None, pattern=r"^https?://", description="http: the external reward server's endpoint.")
     protocol: Literal["json", "pickle"] = Field("json", description="http: payload convention: 'json' (base64 JPEGs, this project's own endpoint) or 'pickle' (JPEG bytes, the ddpo-pytorch / flow_grpo reward servers).")
     request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
@@ -171,12 +179,19 @@ class RewardComponentConfig(_Strict):
             raise ValueError(f"reward {self.name}: give num_replicas or autoscaling, not both")
         if (self.name == "http") != (self.url is not None):
             raise ValueError(f"reward {self.name}: url is required for 'http' and only for it")
+        if self.name in MODEL_REWARDS and not self.path:
+            raise ValueError(f"reward {self.name}: path (the CLIP weights folder) is required")
+        if (self.name == "aesthetic") != (self.head_path is not None):
+            raise ValueError(f"reward {self.name}: head_path is required for 'aesthetic' and only for it")
         return self
 
     def scorer_options(self) -> dict:
         """Keyword arguments of this reward's scorer."""
         if self.name == "http":
             return {"url": self.url, "protocol": self.protocol, "timeout_s": self.request_timeout_s}
+        if self.name in MODEL_REWARDS:
+            opts = {"path": self.path, "processor_path": self.processor_path, "device": self.device, "dtype": self.dtype}
+            return {**opts, "head_path": self.head_path} if self.name == "aesthetic" else opts
         return {}
 
 

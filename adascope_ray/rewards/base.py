@@ -15,12 +15,14 @@ class Scorer(Protocol):
 
 
 def _registry() -> dict[str, Callable[..., Scorer]]:
+    from .clip_family import Aesthetic, ClipScore, PickScore
     from .color import ColorMatch
     from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
-            "color_match": ColorMatch, "http": HttpReward}
+            "color_match": ColorMatch, "http": HttpReward, "clip_score": ClipScore, "pickscore": PickScore,
+            "aesthetic": Aesthetic}
 
 
 def available_scorers() -> list[str]:
