@@ -78,3 +78,53 @@ def ddim_step_with_logprob(
         prev_sample = mean + std * noise
     log_prob = gaussian_log_prob(prev_sample, mean, std)                      # 5
     return StepOutput(prev_sample, log_prob, mean, std, x0_pred)
+
+
+# ---- flow matching (SD3-class rectified flow) -------------------------------------
+#
+# Notation (docs/adascope.md, "Stochastic step"; Flow-GRPO's SDE form):
+#     x       latent at noise level σ, x = (1−σ) x0 + σ ε           (B, C, H, W)
+#     v̂       the model's velocity prediction at (x, σ), v ≈ ε − x0   (B, C, H, W)
+#     σ → σ_next, dt = σ_next − σ < 0 (σ decreases toward 0)
+#     a       noise level of the SDE; a = 0 is the deterministic (ODE / Euler) step
+def flow_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
+    """The ᾱ a DDPM latent with the same signal-to-noise ratio as x_σ would have:
+    ᾱ(σ) = (1−σ)² / ((1−σ)² + σ²). Lets the schedule prior serve flow models."""
+    return (1 - sigma) ** 2 / ((1 - sigma) ** 2 + sigma**2)
+
+
+def flow_sde_step_with_logprob(
+    v: torch.Tensor,
+    x: torch.Tensor,
+    sigma: torch.Tensor | float,
+    sigma_next: torch.Tensor | float,
+    noise_level: float,
+    sigma_cap: float | None = None,
+    prev_sample: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> StepOutput:
+    """One flow-matching step as a Gaussian policy. Samples x_next (or scores a given one).
+
+    1. x̂0 = x − σ v̂
+    2. s = a √(σ / (1−σ))              (σ = 1 would divide by zero: 1−σ uses σ_cap there)
+    3. μ = x (1 + s² dt / (2σ)) + v̂ (1 + s² (1−σ) / (2σ)) dt
+    4. std = s √(−dt)
+    5. x_next = μ + std z, z ~ N(0, I)    (skipped when prev_sample is given)
+    6. log π(x_next | x) = mean_d [−(x_next − μ)²/(2 std²) − log std − ½ log 2π]
+    With a = 0, step 3 is the Euler step x + v̂ dt and there is no log-prob.
+    """
+    if noise_level <= 0:
+        raise ValueError("noise_level must be > 0 for a stochastic step with a log-prob")
+    s_, s_next = _rows(sigma, x), _rows(sigma_next, x)
+    dt = s_next - s_
+    x0_pred = x - s_ * v                                                       # 1
+    one_minus = 1 - (s_.clamp_max(sigma_cap) if sigma_cap is not None else s_)
+    s = noise_level * (s_ / one_minus).sqrt()                                  # 2
+    mean = x * (1 + s**2 * dt / (2 * s_)) + v * (1 + s**2 * (1 - s_) / (2 * s_)) * dt  # 3
+    std = s * (-dt).sqrt()                                                     # 4
+    if prev_sample is None:                                                    # 5
+        if noise is None:
+            noise = torch.randn_like(x)
+        prev_sample = mean + std * noise
+    log_prob = gaussian_log_prob(prev_sample, mean, std)                       # 6
+    return StepOutput(prev_sample, log_prob, mean, std, x0_pred)
