@@ -64,7 +64,11 @@ def check_reward_weights(rewards_cfg) -> None:
     from .rewards.clip_family import RewardWeightsError, _folder
 
     for c in rewards_cfg.components:
-        if c.name in MODEL_REWARDS:
+        if c.name == "hpsv2":
+            for field, f in (("path", c.path), ("open_clip_config", c.open_clip_config)):
+                if f and not Path(f).expanduser().is_file():
+                    raise RewardWeightsError(f"reward 'hpsv2': {field} {f} not found")
+        elif c.name in MODEL_REWARDS:
             _folder(c.name, "path", c.path)
             _folder(c.name, "processor_path", c.processor_path or c.path)
         if c.head_path and not Path(c.head_path).expanduser().is_file():

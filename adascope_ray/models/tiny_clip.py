@@ -53,3 +53,30 @@ def build_aesthetic_head(path: str | Path, dim: int, seed: int = 0) -> Path:
     else:
         torch.save(state, path)
     return path
+
+
+TINY_OPEN_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def build_hps_checkpoint(out_dir: str | Path, config: dict | None = None, seed: int = 0) -> tuple[Path, Path]:
+    """An open_clip architecture JSON and a random-init checkpoint in HPSv2's layout
+    ({"state_dict": ...}, torch.save), as the released files are. Returns (config, checkpoint)."""
+    import json
+
+    import open_clip
+    import torch
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "tiny-open-clip.json"
+    cfg_path.write_text(json.dumps(config or TINY_OPEN_CLIP))
+    open_clip.add_model_config(cfg_path)
+    torch.manual_seed(seed)
+    model = open_clip.create_model(cfg_path.stem, pretrained=None)
+    ckpt = out / "hps_tiny.pt"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    return cfg_path, ckpt

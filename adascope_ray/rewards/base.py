@@ -17,12 +17,13 @@ class Scorer(Protocol):
 def _registry() -> dict[str, Callable[..., Scorer]]:
     from .clip_family import Aesthetic, ClipScore, PickScore
     from .color import ColorMatch
+    from .hps import HPSv2
     from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
             "color_match": ColorMatch, "http": HttpReward, "clip_score": ClipScore, "pickscore": PickScore,
-            "aesthetic": Aesthetic}
+            "aesthetic": Aesthetic, "hpsv2": HPSv2}
 
 
 def available_scorers() -> list[str]:

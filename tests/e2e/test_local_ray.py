@@ -211,22 +211,25 @@ def test_reward_autoscaling_bounds_from_our_config(ray_cluster):
 
 
 def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
-    """CLIP score, PickScore and the aesthetic MLP (tiny random-init CLIP folders, loaded
+    """CLIP score, PickScore, the aesthetic MLP and HPSv2 (tiny random-init models, loaded
     like released weights) beside JPEG compressibility, each logged, combined by weight."""
-    from adascope_ray.models.tiny_clip import build_aesthetic_head, build_clip_folder
+    from adascope_ray.models.tiny_clip import build_aesthetic_head, build_clip_folder, build_hps_checkpoint
 
     clip = build_clip_folder(tmp_path / "clip")
     head = build_aesthetic_head(tmp_path / "head.safetensors", dim=16)
+    hps_cfg, hps = build_hps_checkpoint(tmp_path / "hps")
     comps = (f"[{{name: clip_score, path: {clip}, weight: 0.01}}, {{name: pickscore, path: {clip}, weight: 0.1}},"
-             f" {{name: aesthetic, path: {clip}, head_path: {head}, weight: 1.0}}, {{name: jpeg_compressibility, weight: 0.5}}]")
+             f" {{name: aesthetic, path: {clip}, head_path: {head}, weight: 1.0}}, {{name: jpeg_compressibility, weight: 0.5}},"
+             f" {{name: hpsv2, path: {hps}, open_clip_config: {hps_cfg}, weight: 2.0}}]")
     rc = main(["train", TINY, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}", "run.name=multi",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
                f"rewards.components={comps}"])
     assert rc == 0
     row = _rows(tmp_path / "multi" / "metrics.jsonl")[0]
-    parts = {n: row[f"reward/{n}"] for n in ("clip_score", "pickscore", "aesthetic", "jpeg_compressibility")}
+    parts = {n: row[f"reward/{n}"] for n in ("clip_score", "pickscore", "aesthetic", "jpeg_compressibility", "hpsv2")}
     assert all(np.isfinite(v) for v in parts.values())
-    assert 0 <= parts["clip_score"] <= 100
-    weighted = 0.01 * parts["clip_score"] + 0.1 * parts["pickscore"] + parts["aesthetic"] + 0.5 * parts["jpeg_compressibility"]
+    assert 0 <= parts["clip_score"] <= 100 and -1 <= parts["hpsv2"] <= 1
+    weighted = (0.01 * parts["clip_score"] + 0.1 * parts["pickscore"] + parts["aesthetic"]
+                + 0.5 * parts["jpeg_compressibility"] + 2.0 * parts["hpsv2"])
     assert row["reward_mean"] == pytest.approx(weighted, rel=1e-5, abs=1e-5)  # means of a weighted sum

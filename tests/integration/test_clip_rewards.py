@@ -99,3 +99,28 @@ def test_missing_or_wrong_weights_name_reward_and_path(clip_dir, tmp_path):
     wrong = build_aesthetic_head(tmp_path / "wrong.safetensors", dim=8)
     with pytest.raises(RewardWeightsError, match="does not fit a 16-d CLIP embedding"):
         build_scorer("aesthetic", path=str(clip_dir), head_path=str(wrong))
+
+
+def test_hpsv2_is_the_cosine_of_open_clip_embeddings(tmp_path):
+    """A tiny open_clip architecture saved in HPSv2's checkpoint layout, loaded by the
+    reward; the reference embeds by hand-preprocessed pixels with a second model instance."""
+    import open_clip
+
+    from adascope_ray.models.tiny_clip import build_hps_checkpoint
+
+    cfg, ckpt = build_hps_checkpoint(tmp_path)
+    images = np.stack([scene(), scene()[::-1].copy()])
+    prompts = ["a red square", "stripes"]
+    got = build_scorer("hpsv2", path=str(ckpt), open_clip_config=str(cfg), device="cpu")(images, prompts)
+
+    ref = open_clip.create_model(cfg.stem, pretrained=None)
+    ref.load_state_dict(torch.load(ckpt, weights_only=True)["state_dict"])
+    ref.eval()
+    with torch.no_grad():
+        px = torch.tensor(np.concatenate([hand_pixels(im) for im in images]), dtype=torch.float32)
+        ei = ref.encode_image(px).double()
+        et = ref.encode_text(open_clip.get_tokenizer(cfg.stem)(prompts)).double()
+    ei, et = ei / ei.norm(dim=-1, keepdim=True), et / et.norm(dim=-1, keepdim=True)
+    np.testing.assert_allclose(got, (ei * et).sum(-1).numpy(), atol=2e-3)
+    with pytest.raises(RewardWeightsError, match=r"reward 'hpsv2': path .*nope.pt not found"):
+        build_scorer("hpsv2", path=str(tmp_path / "nope.pt"), open_clip_config=str(cfg))
