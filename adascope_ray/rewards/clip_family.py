@@ -113,13 +113,14 @@ class AestheticHead(torch.nn.Module):
         return self.layers(x)
 
 
-def load_head_state(reward: str, path: str | None) -> dict[str, torch.Tensor]:
-    """safetensors, or a .pth/.pt state dict read with weights_only=True (no code runs)."""
+def load_state_file(reward: str, field: str, path: str | None) -> dict:
+    """A state dict from .safetensors, or from a .pth/.pt file read with
+    weights_only=True (no code runs); errors name the reward, the field and the path."""
     if not path:
-        raise RewardWeightsError(f"reward {reward!r}: rewards.components[].head_path is required")
+        raise RewardWeightsError(f"reward {reward!r}: rewards.components[].{field} is required")
     p = Path(path).expanduser()
     if not p.is_file():
-        raise RewardWeightsError(f"reward {reward!r}: head_path {p} not found")
+        raise RewardWeightsError(f"reward {reward!r}: {field} {p} not found")
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -127,7 +128,7 @@ def load_head_state(reward: str, path: str | None) -> dict[str, torch.Tensor]:
             return load_file(p)
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same named error
-        raise RewardWeightsError(f"reward {reward!r}: head_path {p} is not a readable state dict ({err})") from None
+        raise RewardWeightsError(f"reward {reward!r}: {field} {p} is not a readable state dict ({err})") from None
 
 
 class Aesthetic:
@@ -135,7 +136,7 @@ class Aesthetic:
 
     def __init__(self, path: str | None = None, processor_path: str | None = None, head_path: str | None = None,
                  device: str = "auto", dtype: str = "float32"):
-        state = load_head_state(self.name, head_path)
+        state = load_state_file(self.name, "head_path", head_path)
         self.clip = _ClipEmbedder(self.name, path, processor_path, device, dtype)
         dim = self.clip.model.config.projection_dim
         self.head = AestheticHead(dim)

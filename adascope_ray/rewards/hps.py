@@ -16,24 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .clip_family import RewardWeightsError, _device
+from .clip_family import RewardWeightsError, _device, load_state_file
 
 
 def _checkpoint(path: str | None) -> dict[str, torch.Tensor]:
-    if not path:
-        raise RewardWeightsError("reward 'hpsv2': path (the HPSv2 checkpoint file) is required")
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise RewardWeightsError(f"reward 'hpsv2': path {p} not found")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(p)
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise RewardWeightsError(f"reward 'hpsv2': path {p} is not a readable checkpoint ({err})") from None
-    return ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    ckpt = load_state_file("hpsv2", "path", path)
+    return ckpt.get("state_dict", ckpt)  # the released files nest it under "state_dict"
 
 
 class HPSv2:
