@@ -45,10 +45,10 @@ def preflight(cfg, local: bool = True):
     only for a local run (on a cluster, the replicas' nodes are what matters; a
     missing path there fails the app's deployment with the same message)."""
     from .data import load_prompts, over_long
-    from .models.loader import BUILTIN_TINY, resolve_model_path
+    from .models.loader import BUILTINS, resolve_model_path
 
     prompts = load_prompts(cfg.data)
-    if cfg.model.path != BUILTIN_TINY:
+    if cfg.model.path not in BUILTINS:
         resolve_model_path(cfg.model)
     if local and cfg.rewards.deploy != "attach":
         check_reward_weights(cfg.rewards)
@@ -81,11 +81,11 @@ def prompt_tokenizer(model_cfg):
 
     from transformers import CLIPTokenizer, logging as tlog
 
-    from .models.loader import BUILTIN_TINY, resolve_model_path
+    from .models.loader import BUILTINS, resolve_model_path
     from .models.tokenizer import build_clip_tokenizer
 
     tlog.set_verbosity_error()  # the length warning is ours
-    if model_cfg.path == BUILTIN_TINY:
+    if model_cfg.path in BUILTINS:
         with tempfile.TemporaryDirectory() as tmp:
             return build_clip_tokenizer(tmp)
     return CLIPTokenizer.from_pretrained(str(resolve_model_path(model_cfg) / "tokenizer"), local_files_only=True)

@@ -49,11 +49,11 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    path: str = Field("builtin:tiny", description="Local directory of a diffusers Stable Diffusion pipeline, or 'builtin:tiny' (built from config with a fixed seed, saved and loaded like any checkpoint).")
+    path: str = Field("builtin:tiny", description="Local directory of a diffusers pipeline (Stable Diffusion 1.x/2.x or SD3-class), or 'builtin:tiny' / 'builtin:tiny-sd3' (built from config with a fixed seed, saved and loaded like any checkpoint).")
     cache_dir: str = Field("~/.cache/adascope_ray", description="Where 'builtin:tiny' is saved.")
     tiny_seed: int = Field(0, ge=0, description="Seed of the builtin tiny model's random initialisation.")
     resolution: int = Field(32, ge=8, le=2048, multiple_of=8, description="Image side in pixels.")
-    trainable: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters on the UNet, or the whole UNet.")
+    trainable: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters on the denoiser (UNet or SD3 transformer), or the whole denoiser.")
     lora_rank: int = Field(4, ge=1, le=256, description="LoRA rank r.")
     lora_alpha: float = Field(4.0, gt=0, description="LoRA alpha (scale = alpha / r).")
     lora_targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA adapters.")
@@ -63,7 +63,7 @@ class ModelConfig(_Strict):
 class SamplingConfig(_Strict):
     """Shared by sampler and learner: both must run the same policy."""
     num_steps: int = Field(20, ge=2, le=1000, description="Denoising steps K.")
-    eta: float = Field(1.0, gt=0, le=1.0, description="DDIM eta (> 0: every step is stochastic and has a log-prob).")
+    eta: float = Field(1.0, gt=0, le=1.0, description="DDIM eta, or the flow-matching SDE noise level a (> 0: every step is stochastic and has a log-prob).")
     guidance_scale: float = Field(4.5, ge=1.0, le=30.0, description="Classifier-free guidance scale; 1 turns guidance off.")
 
 
@@ -290,7 +290,10 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not p for p in key.split(".")):
             raise ConfigError(f"override '{item}' is not of the form section.field=value")
-        out.append((key, yaml.safe_load(raw) if raw else ""))
+        try:
+            out.append((key, yaml.safe_load(raw) if raw else ""))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({str(err).splitlines()[0]})") from None
     return out
 
 

@@ -3,7 +3,7 @@
     <run>/config.yaml  <run>/metrics.jsonl  <run>/samples/iter_XXXX.png
     <run>/actors.json  (where each actor runs: node, pid, placement group and bundle)
     <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed)
-        pytorch_lora_weights.safetensors | unet/   the weights, diffusers layout
+        pytorch_lora_weights.safetensors | unet/ | transformer/   the weights, diffusers layout
         resume/learner.safetensors, resume/learner.json   exact learner state
         trainer_state.json   iteration, version
         manifest.json        sha256 of every file above (written last)
@@ -84,16 +84,20 @@ class RunDir:
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:04d}-", dir=self.root / "checkpoints"))
         try:
             tensors = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.state.items()}
-            if ckpt.kind == "lora":
+            if ckpt.kind == "lora" and ckpt.denoiser == "transformer":
+                from diffusers import StableDiffusion3Pipeline
+
+                StableDiffusion3Pipeline.save_lora_weights(tmp, transformer_lora_layers=tensors, safe_serialization=True)
+            elif ckpt.kind == "lora":
                 from diffusers import StableDiffusionPipeline
 
                 StableDiffusionPipeline.save_lora_weights(tmp, unet_lora_layers=tensors, safe_serialization=True)
             else:
                 from safetensors.torch import save_file
 
-                (tmp / "unet").mkdir()
-                save_file(tensors, tmp / "unet" / "diffusion_pytorch_model.safetensors")
-                (tmp / "unet" / "config.json").write_text(json.dumps(_jsonable(ckpt.unet_config), indent=1))
+                (tmp / ckpt.denoiser).mkdir()
+                save_file(tensors, tmp / ckpt.denoiser / "diffusion_pytorch_model.safetensors")
+                (tmp / ckpt.denoiser / "config.json").write_text(json.dumps(_jsonable(ckpt.config), indent=1))
             (tmp / "trainer_state.json").write_text(json.dumps(_jsonable({**meta, "kind": ckpt.kind, "version": ckpt.version}), indent=1))
             if learner_state is not None:
                 from safetensors.torch import save_file

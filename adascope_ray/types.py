@@ -42,6 +42,8 @@ class Rollout:
     images: np.ndarray            # (B, H, W, 3) uint8, final images
     sampler_forward_rows: int     # rows pushed through the denoiser (cost counter)
     timings: dict[str, float] = field(default_factory=dict)
+    pooled_embeds: np.ndarray | None = None    # (B, P) pooled text (SD3-class), else None
+    negative_pooled: np.ndarray | None = None  # (1, P) under CFG (SD3-class), else None
 
     @property
     def batch_size(self) -> int:

@@ -20,7 +20,7 @@ from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss
 from ..core.window import WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
-from ..models.policy import DiffusionPolicy
+from ..models.policy import denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 
 
@@ -35,6 +35,8 @@ class Batch:
     log_probs: torch.Tensor        # (B, K)
     embeds: torch.Tensor           # (B, L, D)
     negative: torch.Tensor | None  # (1, L, D)
+    pooled: torch.Tensor | None    # (B, P) SD3-class pooled text, else None
+    negative_pooled: torch.Tensor | None  # (1, P)
     structural: np.ndarray         # (B, K)
     semantic: np.ndarray
     convergence: np.ndarray
@@ -62,6 +64,8 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batc
         log_probs=torch.from_numpy(cat([r.log_probs for r in rs])).to(device),
         embeds=torch.from_numpy(cat([r.prompt_embeds for r in rs])).to(device),
         negative=None if neg is None else torch.tensor(neg, device=device),
+        pooled=None if rs[0].pooled_embeds is None else torch.from_numpy(cat([r.pooled_embeds for r in rs])).to(device),
+        negative_pooled=None if rs[0].negative_pooled is None else torch.tensor(rs[0].negative_pooled, device=device),
         structural=cat([r.signals.structural for r in rs]),
         semantic=cat([r.signals.semantic for r in rs]),
         convergence=cat([r.signals.convergence for r in rs]),
@@ -84,12 +88,13 @@ class Learner:
         torch.set_num_threads(learner_cfg.torch_threads)
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
         pipe = load_pipeline(model_cfg)
-        self.unet = pipe.unet
+        self.unet = denoiser_of(pipe)  # the denoiser: a UNet, or an SD3-class transformer
+        self.denoiser_name = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
         self.trainable = model_cfg.trainable
         torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
-        self.policy = DiffusionPolicy(self.unet, pipe.scheduler, sampling_cfg)
+        self.policy = make_policy(pipe, self.unet, sampling_cfg)
         self.device = self.unet.device
         del pipe  # the learner needs only the denoiser and the schedule
         self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,
@@ -203,7 +208,10 @@ class Learner:
         i, k = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
         x_t, x_next = batch.latents[i, k], batch.latents[i, k + 1]
         neg = None if batch.negative is None else batch.negative.expand(len(pairs), -1, -1)
-        return self.policy.step(x_t, k, batch.embeds[i], neg, prev_sample=x_next).log_prob
+        pooled = None if batch.pooled is None else batch.pooled[i]
+        neg_pooled = None if batch.negative_pooled is None else batch.negative_pooled.expand(len(pairs), -1)
+        return self.policy.step(x_t, k, batch.embeds[i], neg, prev_sample=x_next,
+                                pooled=pooled, uncond_pooled=neg_pooled).log_prob
 
     # ---- weights ----------------------------------------------------------------
     def publish(self) -> WeightsUpdate:
@@ -246,9 +254,9 @@ class Learner:
 
         if self.trainable == "lora":
             state = {k: v.numpy() for k, v in lora_state_for_diffusers(self.unet).items()}
-            return Checkpoint("lora", self.version, state, {})
+            return Checkpoint("lora", self.version, state, {}, self.denoiser_name)
         state = {k: v.detach().cpu().numpy() for k, v in self.unet.state_dict().items()}
-        return Checkpoint("full", self.version, state, dict(self.unet.config))
+        return Checkpoint("full", self.version, state, dict(self.unet.config), self.denoiser_name)
 
 
 @dataclass(frozen=True)
@@ -256,4 +264,5 @@ class Checkpoint:
     kind: str                      # "lora" (diffusers LoRA layout) or "full" (UNet state dict)
     version: int
     state: dict[str, np.ndarray]
-    unet_config: dict
+    config: dict                   # the denoiser's config (full fine-tuning)
+    denoiser: str = "unet"         # "unet" or "transformer": the pipeline component

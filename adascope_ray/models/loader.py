@@ -1,4 +1,4 @@
-"""Load a Stable Diffusion pipeline from a local folder and make its UNet trainable."""
+"""Load a diffusion pipeline from a local folder and make its denoiser trainable."""
 from __future__ import annotations
 
 import os
@@ -10,11 +10,13 @@ import torch
 from .tiny import ensure_tiny_checkpoint
 
 BUILTIN_TINY = "builtin:tiny"
+BUILTINS = {"builtin:tiny": "sd", "builtin:tiny-sd3": "sd3"}  # path -> family of the tiny model built
 
 
 def resolve_model_path(model_cfg) -> Path:
-    if model_cfg.path == BUILTIN_TINY:
-        return ensure_tiny_checkpoint(model_cfg.cache_dir, model_cfg.tiny_seed, model_cfg.resolution)
+    if model_cfg.path in BUILTINS:
+        return ensure_tiny_checkpoint(model_cfg.cache_dir, model_cfg.tiny_seed, model_cfg.resolution,
+                                      family=BUILTINS[model_cfg.path])
     path = Path(os.path.expanduser(model_cfg.path))
     if not (path / "model_index.json").is_file():
         raise FileNotFoundError(
@@ -31,21 +33,27 @@ def pick_device(model_cfg) -> torch.device:
 
 
 def load_pipeline(model_cfg):
-    """StableDiffusionPipeline.from_pretrained(local folder), frozen, on the device."""
-    from diffusers import StableDiffusionPipeline
+    """The pipeline in a local folder (the class its model_index.json names: SD1.5-class
+    or SD3-class), every module frozen, on the device. Components saved as absent
+    (SD3 without T5, no safety checker) are loaded as None."""
+    import json
+
+    from diffusers import DiffusionPipeline
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
-    pipe = StableDiffusionPipeline.from_pretrained(
-        str(resolve_model_path(model_cfg)), local_files_only=True, safety_checker=None,
-        requires_safety_checker=False,
-    )
+    path = resolve_model_path(model_cfg)
+    index = json.loads((path / "model_index.json").read_text())
+    absent = {k: None for k, v in index.items() if not k.startswith("_") and v == [None, None]}
+    extra = {"requires_safety_checker": False} if "safety_checker" in index else {}
+    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **absent, **extra)
     pipe.set_progress_bar_config(disable=True)
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-        module.requires_grad_(False)
-        module.eval()
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False)
+            module.eval()
     return pipe.to(pick_device(model_cfg))
 
 

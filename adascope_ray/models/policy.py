@@ -1,19 +1,27 @@
 """The diffusion model as a policy: shared by the sampler and the learner so the two
-compute the same step distribution (the ratio-1 invariant depends on it)."""
+compute the same step distribution (the ratio-1 invariant depends on it).
+
+Two families, one interface (`schedule`, `uses_cfg`, `forward_rows`, `step`):
+    DiffusionPolicy  UNet + DDIM with eta (SD1.5, SDXL-class): ε/v prediction
+    FlowPolicy       SD3-class transformer + FlowMatchEuler: velocity, the SDE step of
+                     core.sde.flow_sde_step_with_logprob with noise level a = eta
+Conditioning is (embeds (B, L, D), pooled (B, P) or None): SD3 also needs pooled text.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from ..core.sde import StepOutput, ddim_step_with_logprob, to_epsilon
+from ..core.sde import StepOutput, ddim_step_with_logprob, flow_alpha_bar, flow_sde_step_with_logprob, to_epsilon
 
 
 @dataclass(frozen=True)
 class Schedule:
     timesteps: torch.Tensor       # (K,) int, noisiest first
-    alpha_bars: torch.Tensor      # (K,) ᾱ at each step's timestep
+    alpha_bars: torch.Tensor      # (K,) ᾱ at each step's timestep (flow: the equivalent ᾱ(σ))
     alpha_bars_prev: torch.Tensor  # (K,) ᾱ at the next (less noisy) timestep
+    sigmas: torch.Tensor | None = None  # (K+1,) flow: σ_0 = 1 ... σ_K = 0
 
 
 def ddim_schedule(scheduler, num_steps: int) -> Schedule:
@@ -58,24 +66,88 @@ class DiffusionPolicy:
 
     def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor,
              uncond: torch.Tensor | None, prev_sample: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> StepOutput:
+             generator: torch.Generator | None = None, pooled=None, uncond_pooled=None) -> StepOutput:
         """One stochastic step for rows at step indices `steps` (B,), sampling
-        x_prev (or scoring the given prev_sample)."""
+        x_prev (or scoring the given prev_sample). `pooled` is unused (UNets take none)."""
         s = self.schedule
         idx = steps.cpu()
         t = s.timesteps[idx].to(x_t.device)
         a_t = s.alpha_bars[idx].to(x_t.device)
         a_prev = s.alpha_bars_prev[idx].to(x_t.device)
         eps = self.predict_eps(x_t, t, cond, uncond, a_t)
-        noise = None
-        if prev_sample is None:
-            noise = torch.randn(x_t.shape, generator=generator, device=generator.device if generator else "cpu").to(x_t.device, x_t.dtype)
+        noise = None if prev_sample is not None else _noise(x_t, generator)
         return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise)
 
 
+def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator,
+                       device=generator.device if generator else "cpu").to(like.device, like.dtype)
+
+
+def flow_schedule(scheduler, num_steps: int) -> Schedule:
+    """σ's and timesteps FlowMatchEulerDiscreteScheduler uses for `num_steps` steps."""
+    scheduler.set_timesteps(num_steps)
+    sig = scheduler.sigmas.float()                                   # (K+1,), last 0
+    return Schedule(scheduler.timesteps.float().clone(), flow_alpha_bar(sig[:-1]), flow_alpha_bar(sig[1:]), sig)
+
+
+class FlowPolicy:
+    """v̂(x, σ, c) of an SD3-class transformer with classifier-free guidance, and the
+    flow-matching SDE step (noise level a = sampling.eta)."""
+
+    def __init__(self, transformer, scheduler, sampling_cfg):
+        self.denoiser = transformer
+        self.cfg = sampling_cfg
+        self.schedule = flow_schedule(scheduler, sampling_cfg.num_steps)
+        self.sigma_cap = float(self.schedule.sigmas[1])  # stands in for σ = 1 in 1/(1−σ)
+        self.forward_rows = 0
+
+    @property
+    def uses_cfg(self) -> bool:
+        return self.cfg.guidance_scale > 1.0
+
+    def predict_velocity(self, x: torch.Tensor, t: torch.Tensor, cond, uncond, pooled, uncond_pooled) -> torch.Tensor:
+        """x: (B, C, H, W); t: (B,) in [0, 1000]; cond/uncond: (B, L, D); pooled: (B, P)."""
+        if self.uses_cfg:
+            out = self.denoiser(hidden_states=torch.cat([x, x]), timestep=torch.cat([t, t]),
+                                encoder_hidden_states=torch.cat([uncond, cond]),
+                                pooled_projections=torch.cat([uncond_pooled, pooled])).sample
+            self.forward_rows += 2 * x.shape[0]
+            out_u, out_c = out.chunk(2)
+            return out_u + self.cfg.guidance_scale * (out_c - out_u)
+        self.forward_rows += x.shape[0]
+        return self.denoiser(hidden_states=x, timestep=t, encoder_hidden_states=cond, pooled_projections=pooled).sample
+
+    def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
+             prev_sample: torch.Tensor | None = None, generator: torch.Generator | None = None,
+             pooled=None, uncond_pooled=None) -> StepOutput:
+        s = self.schedule
+        idx = steps.cpu()
+        sigma, sigma_next = s.sigmas[idx].to(x_t.device), s.sigmas[idx + 1].to(x_t.device)
+        v = self.predict_velocity(x_t, s.timesteps[idx].to(x_t.device), cond, uncond, pooled, uncond_pooled)
+        noise = None if prev_sample is not None else _noise(x_t, generator)
+        return flow_sde_step_with_logprob(v, x_t, sigma, sigma_next, self.cfg.eta, self.sigma_cap, prev_sample, noise)
+
+
+def denoiser_of(pipe):
+    """The network the policy trains: the UNet, or an SD3-class transformer."""
+    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
+
+
+def make_policy(pipe, denoiser, sampling_cfg):
+    if "FlowMatch" in type(pipe.scheduler).__name__:
+        return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg)
+    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg)
+
+
 @torch.no_grad()
-def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
-    """CLIP text embeddings (B, L, D) with the pipeline's own tokenizer/encoder."""
+def encode_prompts(pipe, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeds (B, L, D), pooled (B, P) or None) with the pipeline's own tokenizers and
+    encoders: one CLIP for SD1.5; SD3's two CLIPs (+ T5 when it has one) and pooled text."""
+    if hasattr(pipe, "text_encoder_2"):
+        embeds, _, pooled, _ = pipe.encode_prompt(list(prompts), None, None, device=pipe.text_encoder.device,
+                                                  do_classifier_free_guidance=False)
+        return embeds, pooled
     tok = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
                          truncation=True, return_tensors="pt")
-    return pipe.text_encoder(tok.input_ids.to(pipe.text_encoder.device))[0]
+    return pipe.text_encoder(tok.input_ids.to(pipe.text_encoder.device))[0], None

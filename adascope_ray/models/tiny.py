@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 TINY_VERSION = 2  # bump when the architecture below changes
+TINY_SD3_VERSION = 1
 
 
 def build_tiny_pipeline(seed: int, resolution: int, tokenizer_dir: str | Path):
@@ -54,17 +55,54 @@ def build_tiny_pipeline(seed: int, resolution: int, tokenizer_dir: str | Path):
     )
 
 
-def ensure_tiny_checkpoint(cache_dir: str | Path, seed: int, resolution: int) -> Path:
+def build_tiny_sd3_pipeline(seed: int, resolution: int, tokenizer_dir: str | Path):
+    """The SD3 classes (SD3Transformer2DModel, FlowMatchEulerDiscreteScheduler, two
+    CLIPTextModelWithProjection encoders, no T5) at toy size, random weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from .tokenizer import build_clip_tokenizer
+
+    torch.manual_seed(seed)
+    latent = resolution // 2
+    transformer = SD3Transformer2DModel(
+        sample_size=latent, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=64, caption_projection_dim=32, pooled_projection_dim=64,
+        pos_embed_max_size=max(32, latent),
+    )
+    vae = AutoencoderKL(
+        sample_size=resolution, in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=1, shift_factor=0.0, scaling_factor=1.0,
+    )
+
+    def text_encoder():  # two of them: their hidden sizes add up to joint_attention_dim
+        return CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, projection_dim=32, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+        ))
+
+    tok = build_clip_tokenizer(tokenizer_dir)
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=text_encoder(), tokenizer=tok, text_encoder_2=text_encoder(), tokenizer_2=tok,
+        text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+def ensure_tiny_checkpoint(cache_dir: str | Path, seed: int, resolution: int, family: str = "sd") -> Path:
     """Build and save the tiny pipeline once; later calls return the saved folder.
     The folder appears atomically (built in a temporary sibling, then renamed)."""
     root = Path(os.path.expanduser(str(cache_dir)))
-    target = root / f"tiny-sd-v{TINY_VERSION}-seed{seed}-{resolution}px"
+    name = f"tiny-sd-v{TINY_VERSION}" if family == "sd" else f"tiny-sd3-v{TINY_SD3_VERSION}"
+    target = root / f"{name}-seed{seed}-{resolution}px"
     if (target / "model_index.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
-        pipe = build_tiny_pipeline(seed, resolution, tmp / "_tokenizer_src")
+        build = build_tiny_pipeline if family == "sd" else build_tiny_sd3_pipeline
+        pipe = build(seed, resolution, tmp / "_tokenizer_src")
         pipe.save_pretrained(tmp / "pipe")
         try:
             os.rename(tmp / "pipe", target)

@@ -13,7 +13,7 @@ import torch
 
 from ..core import signals as sig
 from ..models.loader import load_pipeline, load_trainable_state, make_trainable
-from ..models.policy import DiffusionPolicy, encode_prompts
+from ..models.policy import denoiser_of, encode_prompts, make_policy
 from ..types import PromptBatch, Rollout, SignalTraces, WeightsUpdate
 
 
@@ -22,12 +22,13 @@ class Sampler:
         torch.set_num_threads(sampler_cfg.torch_threads)
         self.cfg = sampler_cfg
         self.pipe = load_pipeline(model_cfg)
-        make_trainable(self.pipe.unet, model_cfg)
+        self.denoiser = denoiser_of(self.pipe)  # the UNet, or an SD3-class transformer
+        make_trainable(self.denoiser, model_cfg)
         # names and shapes of what the learner trains: the layout weight updates fill
-        self.trainable_layout = {n: tuple(p.shape) for n, p in self.pipe.unet.named_parameters() if p.requires_grad}
-        self.pipe.unet.requires_grad_(False)
-        self.policy = DiffusionPolicy(self.pipe.unet, self.pipe.scheduler, sampling_cfg)
-        self.device = self.pipe.unet.device
+        self.trainable_layout = {n: tuple(p.shape) for n, p in self.denoiser.named_parameters() if p.requires_grad}
+        self.denoiser.requires_grad_(False)
+        self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg)
+        self.device = self.denoiser.device
         self.pool = pool
         self.resolution = model_cfg.resolution
         self.version = -1  # no published weights yet
@@ -40,7 +41,7 @@ class Sampler:
             raise ValueError(f"sampler holds weights v{self.version}; refusing v{update.version} (not newer)")
         if set(update.state) != set(self.trainable_layout):
             raise KeyError(f"weights v{update.version} carry {len(update.state)} tensors, the sampler trains {len(self.trainable_layout)}")
-        load_trainable_state(self.pipe.unet, update.state)
+        load_trainable_state(self.denoiser, update.state)
         self.version = update.version
         return self.version
 
@@ -59,13 +60,16 @@ class Sampler:
             group_ids=np.asarray(batch.group_ids), step_indices=np.arange(k),
             timesteps=self.policy.schedule.timesteps.numpy(),
             latents=cat("latents"), log_probs=cat("log_probs"), prompt_embeds=cat("embeds"),
-            negative_embeds=None if uncond is None else uncond[:1].cpu().numpy(),
+            negative_embeds=None if uncond is None else uncond[0][:1].float().cpu().numpy(),
+            pooled_embeds=cat("pooled") if "pooled" in parts[0] else None,
+            negative_pooled=None if uncond is None or uncond[1] is None else uncond[1][:1].float().cpu().numpy(),
             signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
         )
 
-    def _uncond_embeds(self) -> torch.Tensor | None:
+    def _uncond_embeds(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """(embeds (1, L, D), pooled (1, P) or None) of the empty prompt, under CFG."""
         if not self.policy.uses_cfg:
             return None
         if self._uncond is None:
@@ -75,17 +79,18 @@ class Sampler:
     def _sample_chunk(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:
         b = len(prompts)
         gen = torch.Generator("cpu").manual_seed(seed)
-        cond = encode_prompts(self.pipe, prompts)                            # (b, L, D)
-        uncond = self._uncond_embeds()
-        uncond = None if uncond is None else uncond.expand(b, -1, -1)
-        unet_cfg = self.pipe.unet.config
+        cond, pooled = encode_prompts(self.pipe, prompts)                    # (b, L, D), (b, P) | None
+        u = self._uncond_embeds()
+        uncond = None if u is None else u[0].expand(b, -1, -1)
+        uncond_pooled = None if u is None or u[1] is None else u[1].expand(b, -1)
         side = self.resolution // self.pipe.vae_scale_factor
-        x = torch.randn((b, unet_cfg.in_channels, side, side), generator=gen).to(self.device)
-        x = x * self.pipe.scheduler.init_noise_sigma
+        x = torch.randn((b, self.denoiser.config.in_channels, side, side), generator=gen).to(self.device)
+        x = x * getattr(self.pipe.scheduler, "init_noise_sigma", 1.0)
         rows0 = self.policy.forward_rows
         latents, log_probs, x0s = [x], [], []
         for k in range(len(self.policy.schedule.timesteps)):
-            out = self.policy.step(x, torch.full((b,), k), cond, uncond, generator=gen)
+            out = self.policy.step(x, torch.full((b,), k), cond, uncond, generator=gen,
+                                   pooled=pooled, uncond_pooled=uncond_pooled)
             x = out.prev_sample
             latents.append(x)
             log_probs.append(out.log_prob)
@@ -96,6 +101,7 @@ class Sampler:
             "latents": torch.stack(latents, 1).float().cpu().numpy(),     # (b, K+1, C, H, W)
             "log_probs": torch.stack(log_probs, 1).float().cpu().numpy(),  # (b, K)
             "embeds": cond.float().cpu().numpy(),
+            **({} if pooled is None else {"pooled": pooled.float().cpu().numpy()}),
             "S": sig.structural_trace(x0, self.pool).cpu().numpy(),
             "C": sig.semantic_trace_fallback(x0).cpu().numpy(),
             "D": sig.convergence_trace(x0).cpu().numpy(),
@@ -107,6 +113,7 @@ class Sampler:
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         vae = self.pipe.vae
-        img = vae.decode(latents / vae.config.scaling_factor).sample           # (b, 3, H, W) in [-1, 1]
+        shift = getattr(vae.config, "shift_factor", None) or 0.0                  # SD3's VAE has one
+        img = vae.decode(latents / vae.config.scaling_factor + shift).sample   # (b, 3, H, W) in [-1, 1]
         img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return img.permute(0, 2, 3, 1).cpu().numpy()                         # (b, H, W, 3)

@@ -233,3 +233,17 @@ def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
     weighted = (0.01 * parts["clip_score"] + 0.1 * parts["pickscore"] + parts["aesthetic"]
                 + 0.5 * parts["jpeg_compressibility"] + 2.0 * parts["hpsv2"])
     assert row["reward_mean"] == pytest.approx(weighted, rel=1e-5, abs=1e-5)  # means of a weighted sum
+
+
+def test_sd3_family_runs_through_the_service(ray_cluster, tmp_path):
+    """configs/tiny_sd3.yaml: the SD3-class tiny model, flow-matching SDE policy, LoRA on
+    the transformer, through samplers, Serve rewards and the learner."""
+    cfg = str(Path(__file__).parents[2] / "configs" / "tiny_sd3.yaml")
+    rc = main(["train", cfg, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
+               "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
+               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}"])
+    assert rc == 0
+    rows = _rows(tmp_path / "tiny_sd3" / "metrics.jsonl")
+    assert [r["weights_version"] for r in rows] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and r["trained_pairs"] > 0 for r in rows)
+    assert (tmp_path / "tiny_sd3" / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()

@@ -96,6 +96,12 @@ def test_fuzz_config_trees(tree):
         assert str(err).startswith("fuzz.yaml")
 
 
+def test_override_values_that_are_not_yaml_are_named():
+    for bad in ('0="', "a.b=\x1f", "x=[1,"):
+        with pytest.raises(ConfigError, match="is not valid YAML"):
+            parse_overrides([bad])
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=200), overrides=st.lists(st.text(max_size=20), max_size=3))
 def test_fuzz_config_files_and_overrides(tmp_path, text, overrides):
