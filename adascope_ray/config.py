@@ -58,6 +58,8 @@ class ModelConfig(_Strict):
     lora_alpha: float = Field(4.0, gt=0, description="LoRA alpha (scale = alpha / r).")
     lora_targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA adapters.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when the process has a GPU.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights and activations of the frozen model (mixed precision); trainable parameters and the optimizer stay float32.")
+    gradient_checkpointing: bool = Field(False, description="Recompute the denoiser's activations in the backward pass: less learner memory, more compute.")
 
 
 class SamplingConfig(_Strict):

@@ -94,7 +94,9 @@ class Learner:
         torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
-        self.policy = make_policy(pipe, self.unet, sampling_cfg)
+        self.policy = make_policy(pipe, self.unet, sampling_cfg, getattr(torch, model_cfg.dtype))
+        if model_cfg.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
         self.device = self.unet.device
         del pipe  # the learner needs only the denoiser and the schedule
         self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,

@@ -48,7 +48,8 @@ def load_pipeline(model_cfg):
     index = json.loads((path / "model_index.json").read_text())
     absent = {k: None for k, v in index.items() if not k.startswith("_") and v == [None, None]}
     extra = {"requires_safety_checker": False} if "safety_checker" in index else {}
-    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **absent, **extra)
+    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, torch_dtype=getattr(torch, model_cfg.dtype),
+                                             **absent, **extra)
     pipe.set_progress_bar_config(disable=True)
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
@@ -69,7 +70,10 @@ def make_trainable(unet, model_cfg) -> list[torch.nn.Parameter]:
             r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
             target_modules=list(model_cfg.lora_targets), init_lora_weights="gaussian",
         ))
-    return [p for p in unet.parameters() if p.requires_grad]
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for p in params:  # mixed precision: the frozen model in model.dtype, what trains in float32
+        p.data = p.data.float()
+    return params
 
 
 def trainable_state(unet) -> dict[str, np.ndarray]:

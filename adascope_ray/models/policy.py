@@ -39,8 +39,9 @@ def ddim_schedule(scheduler, num_steps: int) -> Schedule:
 class DiffusionPolicy:
     """ε̂(x_t, t, c) with classifier-free guidance, and the DDIM-with-eta step."""
 
-    def __init__(self, unet, scheduler, sampling_cfg):
+    def __init__(self, unet, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32):
         self.unet = unet
+        self.dtype = dtype  # the denoiser's compute dtype; the step math stays float32
         self.cfg = sampling_cfg
         self.prediction_type = scheduler.config.prediction_type
         self.schedule = ddim_schedule(scheduler, sampling_cfg.num_steps)
@@ -53,14 +54,15 @@ class DiffusionPolicy:
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                     uncond: torch.Tensor | None, alpha_bar_t: torch.Tensor) -> torch.Tensor:
         """x_t: (B, C, H, W); t: (B,); cond: (B, L, D); uncond: (B, L, D) or None."""
+        d = self.dtype
         if self.uses_cfg:
-            out = self.unet(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                            encoder_hidden_states=torch.cat([uncond, cond])).sample
+            out = self.unet(torch.cat([x_t, x_t]).to(d), torch.cat([t, t]),
+                            encoder_hidden_states=torch.cat([uncond, cond]).to(d)).sample.float()
             self.forward_rows += 2 * x_t.shape[0]
             out_u, out_c = out.chunk(2)
             out = out_u + self.cfg.guidance_scale * (out_c - out_u)
         else:
-            out = self.unet(x_t, t, encoder_hidden_states=cond).sample
+            out = self.unet(x_t.to(d), t, encoder_hidden_states=cond.to(d)).sample.float()
             self.forward_rows += x_t.shape[0]
         return to_epsilon(out, x_t, alpha_bar_t, self.prediction_type)
 
@@ -95,8 +97,9 @@ class FlowPolicy:
     """v̂(x, σ, c) of an SD3-class transformer with classifier-free guidance, and the
     flow-matching SDE step (noise level a = sampling.eta)."""
 
-    def __init__(self, transformer, scheduler, sampling_cfg):
+    def __init__(self, transformer, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32):
         self.denoiser = transformer
+        self.dtype = dtype
         self.cfg = sampling_cfg
         self.schedule = flow_schedule(scheduler, sampling_cfg.num_steps)
         self.sigma_cap = float(self.schedule.sigmas[1])  # stands in for σ = 1 in 1/(1−σ)
@@ -108,15 +111,17 @@ class FlowPolicy:
 
     def predict_velocity(self, x: torch.Tensor, t: torch.Tensor, cond, uncond, pooled, uncond_pooled) -> torch.Tensor:
         """x: (B, C, H, W); t: (B,) in [0, 1000]; cond/uncond: (B, L, D); pooled: (B, P)."""
+        d = self.dtype
         if self.uses_cfg:
-            out = self.denoiser(hidden_states=torch.cat([x, x]), timestep=torch.cat([t, t]),
-                                encoder_hidden_states=torch.cat([uncond, cond]),
-                                pooled_projections=torch.cat([uncond_pooled, pooled])).sample
+            out = self.denoiser(hidden_states=torch.cat([x, x]).to(d), timestep=torch.cat([t, t]),
+                                encoder_hidden_states=torch.cat([uncond, cond]).to(d),
+                                pooled_projections=torch.cat([uncond_pooled, pooled]).to(d)).sample.float()
             self.forward_rows += 2 * x.shape[0]
             out_u, out_c = out.chunk(2)
             return out_u + self.cfg.guidance_scale * (out_c - out_u)
         self.forward_rows += x.shape[0]
-        return self.denoiser(hidden_states=x, timestep=t, encoder_hidden_states=cond, pooled_projections=pooled).sample
+        return self.denoiser(hidden_states=x.to(d), timestep=t, encoder_hidden_states=cond.to(d),
+                             pooled_projections=pooled.to(d)).sample.float()
 
     def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
              prev_sample: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -134,10 +139,10 @@ def denoiser_of(pipe):
     return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
 
 
-def make_policy(pipe, denoiser, sampling_cfg):
+def make_policy(pipe, denoiser, sampling_cfg, dtype: torch.dtype = torch.float32):
     if "FlowMatch" in type(pipe.scheduler).__name__:
-        return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg)
-    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg)
+        return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype)
+    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype)
 
 
 @torch.no_grad()

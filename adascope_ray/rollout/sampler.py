@@ -27,7 +27,7 @@ class Sampler:
         # names and shapes of what the learner trains: the layout weight updates fill
         self.trainable_layout = {n: tuple(p.shape) for n, p in self.denoiser.named_parameters() if p.requires_grad}
         self.denoiser.requires_grad_(False)
-        self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg)
+        self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg, getattr(torch, model_cfg.dtype))
         self.device = self.denoiser.device
         self.pool = pool
         self.resolution = model_cfg.resolution
@@ -114,6 +114,6 @@ class Sampler:
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         vae = self.pipe.vae
         shift = getattr(vae.config, "shift_factor", None) or 0.0                  # SD3's VAE has one
-        img = vae.decode(latents / vae.config.scaling_factor + shift).sample   # (b, 3, H, W) in [-1, 1]
+        img = vae.decode((latents / vae.config.scaling_factor + shift).to(vae.dtype)).sample  # (b, 3, H, W) in [-1, 1]
         img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return img.permute(0, 2, 3, 1).cpu().numpy()                         # (b, H, W, 3)

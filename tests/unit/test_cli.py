@@ -45,3 +45,15 @@ def test_unreachable_cluster_fails_fast_naming_the_address(tmp_path, capsys):
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in capsys.readouterr().err
     assert main(argv) == 2  # nothing was left behind that blocks a second try
     assert "already holds a run" not in capsys.readouterr().err
+
+
+def test_real_model_configs_name_the_paths_to_fill_in(tmp_path, capsys):
+    root = Path(__file__).parents[2] / "configs"
+    for name in ("sd15_pickscore.yaml", "sd15_aesthetic.yaml", "sd35_pickscore.yaml"):
+        assert main(["train", str(root / name), f"run.output_dir={tmp_path}"]) == 2
+        assert "data.prompts_file: /path/to/prompts.txt not found" in capsys.readouterr().err
+        prompts = tmp_path / "p.txt"
+        prompts.write_text("a cat\n")
+        assert main(["train", str(root / name), f"run.output_dir={tmp_path}", f"data.prompts_file={prompts}"]) == 2
+        assert "model.path: /path/to/stable-diffusion" in capsys.readouterr().err
+    assert not any(tmp_path.glob("sd*"))  # nothing was created for runs that could not start
