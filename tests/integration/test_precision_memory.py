@@ -2,21 +2,9 @@
 import numpy as np
 import torch
 
-from adascope_ray.data import PromptSchedule
 from adascope_ray.learner import Learner, collate
-from adascope_ray.rewards import build_scorer
-from adascope_ray.rollout import Sampler
-from adascope_ray.types import RewardResult, ScoredRollout
 
-
-def pair_and_rollout(cfg):
-    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
-    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
-    sampler.set_weights(learner.publish())
-    batch = PromptSchedule(cfg.data.prompts, 2, cfg.data.group_size, 0).batches(0, 1, sampler.version)[0]
-    rollout = sampler.sample(batch)
-    r = build_scorer("jpeg_compressibility")(rollout.images, rollout.prompts)
-    return learner, sampler, ScoredRollout(rollout, RewardResult(r, {"jpeg_compressibility": r}))
+from .conftest import pair_and_rollout
 
 
 def test_bfloat16_model_trains_float32_adapters(make_cfg):

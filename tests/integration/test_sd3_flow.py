@@ -5,24 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from adascope_ray.data import PromptSchedule
-from adascope_ray.learner import Learner, collate
-from adascope_ray.rewards import build_scorer
-from adascope_ray.rollout import Sampler
+from adascope_ray.learner import collate
 from adascope_ray.runio import RunDir
-from adascope_ray.types import RewardResult, ScoredRollout
+
+from .conftest import pair_and_rollout
 
 
 @pytest.fixture(scope="module")
 def sd3(make_cfg):
     cfg = make_cfg(model={"path": "builtin:tiny-sd3"}, window={"strategy": "full"}, sampling={"eta": 0.7})
-    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
-    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
-    sampler.set_weights(learner.publish())
-    batch = PromptSchedule(cfg.data.prompts, 2, cfg.data.group_size, 0).batches(0, 1, sampler.version)[0]
-    rollout = sampler.sample(batch)
-    r = build_scorer("jpeg_compressibility")(rollout.images, rollout.prompts)
-    return cfg, learner, sampler, ScoredRollout(rollout, RewardResult(r, {"jpeg_compressibility": r}))
+    learner, sampler, scored = pair_and_rollout(cfg)
+    return cfg, learner, sampler, scored
 
 
 def test_loaded_with_the_real_sd3_classes(sd3):
