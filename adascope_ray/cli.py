@@ -126,18 +126,17 @@ def train(args) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
-        prompts = preflight(cfg, local=not (args.address or cfg.cluster.address or os.environ.get("RAY_ADDRESS")))
+        address = args.address or cfg.cluster.address or os.environ.get("RAY_ADDRESS") or None
+        prompts = preflight(cfg, local=address is None)
         run_dir, resume = open_run_dir(cfg, args.resume)
     except (ConfigError, PromptError, RunDirError, CheckpointError, FileNotFoundError) as err:
         return _fail(str(err))
 
-    from .cluster.controller import Controller
-    from .cluster.runtime import ClusterUnreachable, connect, disconnect, resolve_address
-    from .cluster.controller import RunFailed
+    from .cluster.controller import Controller, RunFailed
+    from .cluster.runtime import ClusterUnreachable, connect, disconnect
     from .cluster.serve_app import RewardAppError
 
     t0 = time.perf_counter()
-    address = resolve_address(args.address, cfg.cluster.address)
     print(f"adascope-ray: run folder {run_dir.root}; "
           f"{'joining Ray at ' + address if address else 'starting a local Ray cluster'}", flush=True)
     # `ray job stop` sends SIGTERM: leave through `finally` so the run's actors and

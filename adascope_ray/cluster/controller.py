@@ -142,8 +142,8 @@ class Controller:
         deadline = time.monotonic() + self.cfg.sampler.restart_timeout_s
         while True:  # Ray restarts the actor; wait until it answers
             try:
-                if ray.get(self.samplers[i].version.remote(), timeout=10) is not None:
-                    break
+                ray.get(self.samplers[i].version.remote(), timeout=10)
+                break
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
                     raise RunFailed(f"sampler {name} died and did not come back within "

@@ -43,10 +43,6 @@ def job_runtime_env() -> dict:
         return {}
 
 
-def resolve_address(cli_address: str | None, cfg_address: str | None) -> str | None:
-    return cli_address or cfg_address or os.environ.get("RAY_ADDRESS") or None
-
-
 class ClusterUnreachable(ConnectionError):
     """The Ray address given does not answer."""
 

@@ -152,26 +152,29 @@ class RewardAppError(RuntimeError):
     """The reward application is not running and cannot be used."""
 
 
+def _app_state(app_name: str):
+    """(state name, the app's status or None): 'RUNNING', 'DEPLOYING', ..., or 'ABSENT'."""
+    app = serve.status().applications.get(app_name)
+    return (str(app.status).rsplit(".", 1)[-1] if app else "ABSENT"), app
+
+
 def wait_running(app_name: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+    start = time.monotonic()
     while True:
-        app = serve.status().applications.get(app_name)
-        state = str(app.status).rsplit(".", 1)[-1] if app else "ABSENT"
+        state, app = _app_state(app_name)
         if state == "RUNNING":
             return
-        if state in ("DEPLOY_FAILED", "UNHEALTHY") or time.monotonic() > deadline:
+        if state in ("DEPLOY_FAILED", "UNHEALTHY") or time.monotonic() - start > timeout_s:
             deps = {n: {str(k).rsplit(".", 1)[-1]: v for k, v in d.replica_states.items()}
                     for n, d in (app.deployments.items() if app else [])}
             why = app.message if app and app.message else f"replicas: {deps}"
-            raise RewardAppError(f"reward application {app_name!r} is {state} after "
-                                 f"{timeout_s - max(deadline - time.monotonic(), 0):.0f} s "
+            raise RewardAppError(f"reward application {app_name!r} is {state} after {time.monotonic() - start:.0f} s "
                                  f"(rewards.ready_timeout_s={timeout_s:.0f}): {why}")
         time.sleep(0.5)
 
 
 def app_running(app_name: str) -> bool:
-    app = serve.status().applications.get(app_name)
-    return app is not None and str(app.status).endswith("RUNNING")
+    return _app_state(app_name)[0] == "RUNNING"
 
 
 def ensure_rewards(rewards_cfg) -> bool:

@@ -48,6 +48,13 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) ->
     return lp.mean(dim=tuple(range(1, lp.dim())))
 
 
+def _draw_and_score(mean, std, x0_pred, prev_sample, noise) -> StepOutput:
+    """x = mean + std z (unless prev_sample is given, then it is scored), and its log-prob."""
+    if prev_sample is None:
+        prev_sample = mean + std * (torch.randn_like(mean) if noise is None else noise)
+    return StepOutput(prev_sample, gaussian_log_prob(prev_sample, mean, std), mean, std, x0_pred)
+
+
 def ddim_step_with_logprob(
     eps: torch.Tensor,
     x_t: torch.Tensor,
@@ -72,12 +79,7 @@ def ddim_step_with_logprob(
     var = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
     std = eta * var.clamp_min(0).sqrt()                                       # 2
     mean = a_prev.sqrt() * x0_pred + (1 - a_prev - std**2).clamp_min(0).sqrt() * eps  # 3
-    if prev_sample is None:                                                   # 4
-        if noise is None:
-            noise = torch.randn_like(x_t)
-        prev_sample = mean + std * noise
-    log_prob = gaussian_log_prob(prev_sample, mean, std)                      # 5
-    return StepOutput(prev_sample, log_prob, mean, std, x0_pred)
+    return _draw_and_score(mean, std, x0_pred, prev_sample, noise)            # 4, 5
 
 
 # ---- flow matching (SD3-class rectified flow) -------------------------------------
@@ -122,9 +124,4 @@ def flow_sde_step_with_logprob(
     s = noise_level * (s_ / one_minus).sqrt()                                  # 2
     mean = x * (1 + s**2 * dt / (2 * s_)) + v * (1 + s**2 * (1 - s_) / (2 * s_)) * dt  # 3
     std = s * (-dt).sqrt()                                                     # 4
-    if prev_sample is None:                                                    # 5
-        if noise is None:
-            noise = torch.randn_like(x)
-        prev_sample = mean + std * noise
-    log_prob = gaussian_log_prob(prev_sample, mean, std)                       # 6
-    return StepOutput(prev_sample, log_prob, mean, std, x0_pred)
+    return _draw_and_score(mean, std, x0_pred, prev_sample, noise)             # 5, 6

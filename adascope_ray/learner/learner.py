@@ -20,7 +20,7 @@ from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss
 from ..core.window import WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
-from ..models.policy import denoiser_of, make_policy
+from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 
 
@@ -89,7 +89,7 @@ class Learner:
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
         pipe = load_pipeline(model_cfg)
         self.unet = denoiser_of(pipe)  # the denoiser: a UNet, or an SD3-class transformer
-        self.denoiser_name = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+        self.denoiser_name = denoiser_name(pipe)
         self.trainable = model_cfg.trainable
         torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
@@ -137,8 +137,8 @@ class Learner:
         return UpdateStats(
             policy_version=self.version, reward_mean=float(kept.mean()) if len(kept) else float("nan"),
             reward_std=float(kept.std()) if len(kept) else float("nan"),
-            reward_components={n: float(np.nanmean(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any()
-                               else float("nan") for n, v in batch.components.items()},
+            reward_components={n: float(v[finite].mean()) if len(kept) else float("nan")
+                               for n, v in batch.components.items()},
             zero_std_ratio=float(1.0 - adv.valid[finite].mean()) if finite.any() else 0.0, dropped_stale=int(dropped),
             window_start_mean=float(WindowSelection(sel).start.mean()),
             window_length_mean=float(WindowSelection(sel).length.mean()),
@@ -222,8 +222,9 @@ class Learner:
     def state(self) -> LearnerState:
         """Trainable weights (at their own dtype), AdamW moments, the advantage tracker
         and the window/shuffle RNG: what resuming needs for an identical continuation."""
-        names = [n for n, p in self.unet.named_parameters() if p.requires_grad]
-        tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in self.unet.named_parameters() if p.requires_grad}
+        trained = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+        names = list(trained)
+        tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in trained.items()}
         opt = self.optimizer.state_dict()
         slots = {}
         for idx, st in opt["state"].items():
@@ -235,14 +236,13 @@ class Learner:
         return LearnerState(self.version, tensors, meta)
 
     def load_state(self, st: LearnerState) -> None:
-        names = [n for n, p in self.unet.named_parameters() if p.requires_grad]
-        if names != st.meta["param_names"]:
-            raise ValueError(f"checkpoint trains {len(st.meta['param_names'])} tensors, this model {len(names)}: "
+        trained = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+        if list(trained) != st.meta["param_names"]:
+            raise ValueError(f"checkpoint trains {len(st.meta['param_names'])} tensors, this model {len(trained)}: "
                              "model or LoRA settings differ from the run being resumed")
-        params = dict(self.unet.named_parameters())
         with torch.no_grad():
-            for n in names:
-                params[n].copy_(st.tensors[f"param.{n}"])
+            for n, p in trained.items():
+                p.copy_(st.tensors[f"param.{n}"])
         opt_state = {int(i): {k: st.tensors[f"opt.{i}.{k}"].clone() for k in keys}
                      for i, keys in st.meta["opt_slots"].items()}
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": st.meta["param_groups"]})

@@ -134,9 +134,13 @@ class FlowPolicy:
         return flow_sde_step_with_logprob(v, x_t, sigma, sigma_next, self.cfg.eta, self.sigma_cap, prev_sample, noise)
 
 
+def denoiser_name(pipe) -> str:
+    """The pipeline component the policy trains: 'unet', or 'transformer' (SD3-class)."""
+    return "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+
+
 def denoiser_of(pipe):
-    """The network the policy trains: the UNet, or an SD3-class transformer."""
-    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
+    return getattr(pipe, denoiser_name(pipe))
 
 
 def make_policy(pipe, denoiser, sampling_cfg, dtype: torch.dtype = torch.float32):

@@ -15,14 +15,17 @@ class Scorer(Protocol):
 
 
 def _registry() -> dict[str, Callable[..., Scorer]]:
-    from .clip_family import Aesthetic, ClipScore, PickScore
+    from functools import partial
+
+    from .clip_family import Aesthetic, ClipSimilarity
     from .color import ColorMatch
     from .hps import HPSv2
     from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
-            "color_match": ColorMatch, "http": HttpReward, "clip_score": ClipScore, "pickscore": PickScore,
+            "color_match": ColorMatch, "http": HttpReward, "clip_score": partial(ClipSimilarity, "clip_score"),
+            "pickscore": partial(ClipSimilarity, "pickscore"),
             "aesthetic": Aesthetic, "hpsv2": HPSv2}
 
 

@@ -76,28 +76,22 @@ class _ClipEmbedder:
         return e / e.norm(dim=-1, keepdim=True)
 
 
-class ClipScore:
-    name = "clip_score"
+class ClipSimilarity:
+    """clip_score or pickscore: the same embeddings, a different map of the cosine."""
 
-    def __init__(self, path: str | None = None, processor_path: str | None = None, device: str = "auto",
-                 dtype: str = "float32"):
-        self.clip = _ClipEmbedder(self.name, path, processor_path, device, dtype)
+    HEADS = {
+        "clip_score": lambda cos, model: 100.0 * cos.clamp(min=0),
+        "pickscore": lambda cos, model: model.logit_scale.exp().float() * cos,
+    }
 
-    def __call__(self, images: np.ndarray, prompts: list[str]) -> np.ndarray:
-        cos = (self.clip.image(images) * self.clip.text(prompts)).sum(-1)
-        return (100.0 * cos.clamp(min=0)).cpu().numpy().astype(np.float32)
-
-
-class PickScore:
-    name = "pickscore"
-
-    def __init__(self, path: str | None = None, processor_path: str | None = None, device: str = "auto",
-                 dtype: str = "float32"):
-        self.clip = _ClipEmbedder(self.name, path, processor_path, device, dtype)
+    def __init__(self, name: str, path: str | None = None, processor_path: str | None = None,
+                 device: str = "auto", dtype: str = "float32"):
+        self.name, self.head = name, self.HEADS[name]
+        self.clip = _ClipEmbedder(name, path, processor_path, device, dtype)
 
     def __call__(self, images: np.ndarray, prompts: list[str]) -> np.ndarray:
         cos = (self.clip.image(images) * self.clip.text(prompts)).sum(-1)
-        return (self.clip.model.logit_scale.exp().float() * cos).cpu().numpy().astype(np.float32)
+        return self.head(cos, self.clip.model).cpu().numpy().astype(np.float32)
 
 
 class AestheticHead(torch.nn.Module):
