@@ -9,7 +9,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 VENV_FLAGS := $(if $(HAS_GPU),--system-site-packages,)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints/cpu.txt)
 
-.PHONY: setup demo test clean
+.PHONY: setup ocr-engine demo test clean
 
 setup: $(BIN)/.installed
 
@@ -19,10 +19,19 @@ $(BIN)/.installed: pyproject.toml constraints/cpu.txt
 	$(if $(HAS_GPU),,$(BIN)/python -c "import sys, torch; v = torch.__version__; sys.exit(0 if v.endswith('+cpu') else 'expected a CPU build of torch, got ' + v)")
 	touch $@
 
+# The OCR reward's engine: the tesseract program, from the system's package manager
+# (apt-get on Debian/Ubuntu, through sudo when not root). Only the tests need it.
+ocr-engine:
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  S=$$([ "$$(id -u)" = 0 ] || echo sudo); command -v apt-get >/dev/null 2>&1 && \
+	  echo "installing tesseract-ocr (the OCR reward's engine) with apt-get" && \
+	  $$S apt-get -qq update && $$S env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y tesseract-ocr >/dev/null; \
+	} || { echo "the OCR reward needs the tesseract program: install the tesseract-ocr package" >&2; exit 1; }
+
 demo: setup
 	$(BIN)/adascope-ray train configs/tiny.yaml run.overwrite=true
 
-test: setup
+test: setup ocr-engine
 	$(BIN)/python -m pytest
 
 clean:

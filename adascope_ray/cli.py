@@ -44,10 +44,16 @@ def preflight(cfg, local: bool = True):
     """Everything that can be checked before Ray starts. Reward weights are checked
     only for a local run (on a cluster, the replicas' nodes are what matters; a
     missing path there fails the app's deployment with the same message)."""
-    from .data import load_prompts, over_long
+    from .data import PromptError, load_prompts, over_long
     from .models.loader import BUILTINS, resolve_model_path
 
     prompts = load_prompts(cfg.data)
+    if any(c.name == "ocr" for c in cfg.rewards.components):
+        from .rewards.ocr import quoted_text
+
+        bad = next((p for p in prompts if quoted_text(p) is None), None)
+        if bad is not None:
+            raise PromptError(f"rewards: 'ocr' needs quoted text in every prompt; data has {bad!r}")
     if cfg.model.path not in BUILTINS:
         resolve_model_path(cfg.model)
     if local and cfg.rewards.deploy != "attach":
@@ -68,6 +74,10 @@ def check_reward_weights(rewards_cfg) -> None:
             for field, f in (("path", c.path), ("open_clip_config", c.open_clip_config)):
                 if f and not Path(f).expanduser().is_file():
                     raise RewardWeightsError(f"reward 'hpsv2': {field} {f} not found")
+        elif c.name == "ocr":
+            from .rewards.ocr import find_tesseract
+
+            find_tesseract(c.path)
         elif c.name in MODEL_REWARDS:
             _folder(c.name, "path", c.path)
             _folder(c.name, "processor_path", c.processor_path or c.path)

@@ -158,8 +158,8 @@ MODEL_REWARDS = ("clip_score", "pickscore", "aesthetic", "hpsv2")
 
 
 class RewardComponentConfig(_Strict):
-    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic", "hpsv2"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore, aesthetic and hpsv2 load weights from path.")
-    path: str | None = Field(None, description="clip_score / pickscore / aesthetic: local transformers CLIPModel folder (config.json + weights); hpsv2: the checkpoint file.")
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic", "hpsv2", "ocr"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore, aesthetic and hpsv2 load weights from path; 'ocr' matches the prompt's quoted text with tesseract.")
+    path: str | None = Field(None, description="clip_score / pickscore / aesthetic: local transformers CLIPModel folder (config.json + weights); hpsv2: the checkpoint file; ocr: the tesseract program (None = 'tesseract' on PATH).")
     open_clip_model: str = Field("ViT-H-14", description="hpsv2: open_clip architecture name.")
     open_clip_config: str | None = Field(None, description="hpsv2: a JSON architecture file in open_clip's model-config format, used instead of open_clip_model.")
     processor_path: str | None = Field(None, description="Folder of the model's CLIPProcessor (preprocessor_config.json + tokenizer); None = path.")
@@ -196,6 +196,8 @@ class RewardComponentConfig(_Strict):
         if self.name == "hpsv2":
             return {"path": self.path, "open_clip_model": self.open_clip_model, "open_clip_config": self.open_clip_config,
                     "device": self.device, "dtype": self.dtype}
+        if self.name == "ocr":
+            return {"path": self.path}
         if self.name in MODEL_REWARDS:
             opts = {"path": self.path, "processor_path": self.processor_path, "device": self.device, "dtype": self.dtype}
             return {**opts, "head_path": self.head_path} if self.name == "aesthetic" else opts

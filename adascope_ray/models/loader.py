@@ -10,7 +10,7 @@ import torch
 from .tiny import ensure_tiny_checkpoint
 
 BUILTIN_TINY = "builtin:tiny"
-BUILTINS = {"builtin:tiny": "sd", "builtin:tiny-sd3": "sd3"}  # path -> family of the tiny model built
+BUILTINS = {"builtin:tiny": "sd", "builtin:tiny-sd3": "sd3", "builtin:tiny-sdxl": "sdxl"}  # path -> family of the tiny model built
 
 
 def resolve_model_path(model_cfg) -> Path:
@@ -33,12 +33,16 @@ def pick_device(model_cfg) -> torch.device:
 
 
 def load_pipeline(model_cfg):
-    """The pipeline in a local folder (the class its model_index.json names: SD1.5-class
-    or SD3-class), every module frozen, on the device. Components saved as absent
-    (SD3 without T5, no safety checker) are loaded as None."""
+    """The pipeline in a local folder (the class its model_index.json names: SD1.5-,
+    SDXL- or SD3-class), every module frozen, on the device. Components saved as absent
+    (SD3 without T5, no safety checker) are loaded as None. A UNet pipeline's scheduler
+    (PNDM in SD1.5 folders, Euler in SDXL ones) becomes DDIMScheduler built from the
+    same config (same betas, spacing and prediction type; x̂0 not clipped, as in the
+    policy's step; the last step ends at ᾱ_0, not 1, so its σ > 0 and it has a
+    log-prob): DDIM with eta is the policy."""
     import json
 
-    from diffusers import DiffusionPipeline
+    from diffusers import DDIMScheduler, DiffusionPipeline
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
@@ -51,6 +55,8 @@ def load_pipeline(model_cfg):
     pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, torch_dtype=getattr(torch, model_cfg.dtype),
                                              **absent, **extra)
     pipe.set_progress_bar_config(disable=True)
+    if "FlowMatch" not in type(pipe.scheduler).__name__:
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False)
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False)

@@ -2,10 +2,11 @@
 compute the same step distribution (the ratio-1 invariant depends on it).
 
 Two families, one interface (`schedule`, `uses_cfg`, `forward_rows`, `step`):
-    DiffusionPolicy  UNet + DDIM with eta (SD1.5, SDXL-class): ε/v prediction
+    DiffusionPolicy  UNet + DDIM with eta (SD1.5, SDXL-class): ε/v prediction; SDXL's
+                     UNet also takes pooled text and the six size/crop ids
     FlowPolicy       SD3-class transformer + FlowMatchEuler: velocity, the SDE step of
                      core.sde.flow_sde_step_with_logprob with noise level a = eta
-Conditioning is (embeds (B, L, D), pooled (B, P) or None): SD3 also needs pooled text.
+Conditioning is (embeds (B, L, D), pooled (B, P) or None): SDXL and SD3 also need pooled text.
 """
 from __future__ import annotations
 
@@ -39,10 +40,12 @@ def ddim_schedule(scheduler, num_steps: int) -> Schedule:
 class DiffusionPolicy:
     """ε̂(x_t, t, c) with classifier-free guidance, and the DDIM-with-eta step."""
 
-    def __init__(self, unet, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32):
+    def __init__(self, unet, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32, vae_scale: int = 8):
         self.unet = unet
         self.dtype = dtype  # the denoiser's compute dtype; the step math stays float32
         self.cfg = sampling_cfg
+        self.text_time = unet.config.addition_embed_type == "text_time"  # SDXL-class conditioning
+        self.vae_scale = vae_scale  # pixels per latent cell, for SDXL's size ids
         self.prediction_type = scheduler.config.prediction_type
         self.schedule = ddim_schedule(scheduler, sampling_cfg.num_steps)
         self.forward_rows = 0  # rows pushed through the UNet: the cost counter
@@ -51,18 +54,32 @@ class DiffusionPolicy:
     def uses_cfg(self) -> bool:
         return self.cfg.guidance_scale > 1.0
 
+    def added_cond(self, x: torch.Tensor, pooled: torch.Tensor | None) -> dict:
+        """SDXL's added conditioning for rows x (B, C, h, w): pooled text (B, P) and
+        time ids (B, 6) = (original H, W, crop top, left, target H, W) in pixels; the
+        policy renders uncropped at the trained size, so ids = (H, W, 0, 0, H, W)."""
+        if not self.text_time:
+            return {}
+        h, w = x.shape[-2] * self.vae_scale, x.shape[-1] * self.vae_scale
+        ids = torch.tensor([h, w, 0, 0, h, w], dtype=self.dtype, device=x.device).expand(x.shape[0], 6)
+        return {"added_cond_kwargs": {"text_embeds": pooled.to(self.dtype), "time_ids": ids}}
+
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                    uncond: torch.Tensor | None, alpha_bar_t: torch.Tensor) -> torch.Tensor:
-        """x_t: (B, C, H, W); t: (B,); cond: (B, L, D); uncond: (B, L, D) or None."""
+                    uncond: torch.Tensor | None, alpha_bar_t: torch.Tensor,
+                    pooled: torch.Tensor | None = None, uncond_pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t: (B, C, H, W); t: (B,); cond: (B, L, D); uncond: (B, L, D) or None;
+        pooled / uncond_pooled: (B, P), SDXL-class only."""
         d = self.dtype
         if self.uses_cfg:
-            out = self.unet(torch.cat([x_t, x_t]).to(d), torch.cat([t, t]),
-                            encoder_hidden_states=torch.cat([uncond, cond]).to(d)).sample.float()
+            x2 = torch.cat([x_t, x_t])
+            extra = self.added_cond(x2, torch.cat([uncond_pooled, pooled]) if self.text_time else None)
+            out = self.unet(x2.to(d), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond]).to(d),
+                            **extra).sample.float()
             self.forward_rows += 2 * x_t.shape[0]
             out_u, out_c = out.chunk(2)
             out = out_u + self.cfg.guidance_scale * (out_c - out_u)
         else:
-            out = self.unet(x_t.to(d), t, encoder_hidden_states=cond.to(d)).sample.float()
+            out = self.unet(x_t.to(d), t, encoder_hidden_states=cond.to(d), **self.added_cond(x_t, pooled)).sample.float()
             self.forward_rows += x_t.shape[0]
         return to_epsilon(out, x_t, alpha_bar_t, self.prediction_type)
 
@@ -70,13 +87,13 @@ class DiffusionPolicy:
              uncond: torch.Tensor | None, prev_sample: torch.Tensor | None = None,
              generator: torch.Generator | None = None, pooled=None, uncond_pooled=None) -> StepOutput:
         """One stochastic step for rows at step indices `steps` (B,), sampling
-        x_prev (or scoring the given prev_sample). `pooled` is unused (UNets take none)."""
+        x_prev (or scoring the given prev_sample). `pooled` is used by SDXL-class UNets."""
         s = self.schedule
         idx = steps.cpu()
         t = s.timesteps[idx].to(x_t.device)
         a_t = s.alpha_bars[idx].to(x_t.device)
         a_prev = s.alpha_bars_prev[idx].to(x_t.device)
-        eps = self.predict_eps(x_t, t, cond, uncond, a_t)
+        eps = self.predict_eps(x_t, t, cond, uncond, a_t, pooled, uncond_pooled)
         noise = None if prev_sample is not None else _noise(x_t, generator)
         return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise)
 
@@ -146,17 +163,32 @@ def denoiser_of(pipe):
 def make_policy(pipe, denoiser, sampling_cfg, dtype: torch.dtype = torch.float32):
     if "FlowMatch" in type(pipe.scheduler).__name__:
         return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype)
-    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype)
+    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype, getattr(pipe, "vae_scale_factor", 8))
 
 
 @torch.no_grad()
 def encode_prompts(pipe, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeds (B, L, D), pooled (B, P) or None) with the pipeline's own tokenizers and
-    encoders: one CLIP for SD1.5; SD3's two CLIPs (+ T5 when it has one) and pooled text."""
-    if hasattr(pipe, "text_encoder_2"):
+    encoders: one CLIP for SD1.5; SDXL's two CLIPs (penultimate hidden states side by
+    side, pooled from the second); SD3's two CLIPs (+ T5 when it has one) and pooled."""
+    if hasattr(pipe, "text_encoder_3"):
         embeds, _, pooled, _ = pipe.encode_prompt(list(prompts), None, None, device=pipe.text_encoder.device,
+                                                  do_classifier_free_guidance=False)
+        return embeds, pooled
+    if hasattr(pipe, "text_encoder_2"):
+        embeds, _, pooled, _ = pipe.encode_prompt(list(prompts), device=pipe.text_encoder_2.device,
                                                   do_classifier_free_guidance=False)
         return embeds, pooled
     tok = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
                          truncation=True, return_tensors="pt")
     return pipe.text_encoder(tok.input_ids.to(pipe.text_encoder.device))[0], None
+
+
+def unconditional(pipe) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeds (1, L, D), pooled (1, P) or None) for CFG's unconditional branch: the
+    empty prompt encoded, or zeros where the pipeline says so (SDXL's
+    force_zeros_for_empty_prompt), as its own __call__ does with no negative prompt."""
+    embeds, pooled = encode_prompts(pipe, [""])
+    if getattr(pipe.config, "force_zeros_for_empty_prompt", False):
+        return torch.zeros_like(embeds), None if pooled is None else torch.zeros_like(pooled)
+    return embeds, pooled

@@ -22,11 +22,12 @@ def _registry() -> dict[str, Callable[..., Scorer]]:
     from .hps import HPSv2
     from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
+    from .ocr import OcrTextMatch
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
             "color_match": ColorMatch, "http": HttpReward, "clip_score": partial(ClipSimilarity, "clip_score"),
             "pickscore": partial(ClipSimilarity, "pickscore"),
-            "aesthetic": Aesthetic, "hpsv2": HPSv2}
+            "aesthetic": Aesthetic, "hpsv2": HPSv2, "ocr": OcrTextMatch}
 
 
 def available_scorers() -> list[str]:

@@ -13,7 +13,7 @@ import torch
 
 from ..core import signals as sig
 from ..models.loader import load_pipeline, load_trainable_state, make_trainable
-from ..models.policy import denoiser_of, encode_prompts, make_policy
+from ..models.policy import denoiser_of, encode_prompts, make_policy, unconditional
 from ..types import PromptBatch, Rollout, SignalTraces, WeightsUpdate
 
 
@@ -73,7 +73,7 @@ class Sampler:
         if not self.policy.uses_cfg:
             return None
         if self._uncond is None:
-            self._uncond = encode_prompts(self.pipe, [""])
+            self._uncond = unconditional(self.pipe)
         return self._uncond
 
     def _sample_chunk(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:

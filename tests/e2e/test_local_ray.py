@@ -124,6 +124,43 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
         serve.delete("rewards-e2e")
 
 
+def test_model_reward_batches_concurrent_requests_and_ocr_over_http(ray_cluster, tmp_path):
+    """PickScore (a tiny random-init CLIP, loaded like released weights) scores concurrent
+    single-image requests in shared batches, each row equal to the scorer run alone; the
+    OCR reward reads rendered text sent over HTTP."""
+    from PIL import ImageDraw, ImageFont
+    from ray import serve
+
+    from adascope_ray.cluster.serve_app import app_builder
+    from adascope_ray.models.tiny_clip import build_clip_folder
+
+    clip = str(build_clip_folder(tmp_path / "clip"))
+    app = app_builder({"components": [
+        {"name": "pickscore", "path": clip, "max_batch_size": 8, "batch_wait_timeout_s": 0.5},
+        {"name": "ocr", "weight": 0.0}]})
+    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
+    serve.run(app, name="model-rewards", route_prefix="/m", blocking=False)
+    try:
+        rng = np.random.default_rng(1)
+        imgs = rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+        prompts = [f'a sign that says "word {i}"' for i in range(8)]
+        handle = serve.get_app_handle("model-rewards")
+        responses = [handle.score.remote(imgs[i : i + 1], prompts[i : i + 1]) for i in range(8)]
+        got = np.concatenate([r.result(timeout_s=120).components["pickscore"] for r in responses])
+        want = np.concatenate([build_scorer("pickscore", path=clip)(imgs[i : i + 1], prompts[i : i + 1]) for i in range(8)])
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # batched rows stay with their requests
+        sizes = serve.get_deployment_handle("reward_pickscore", "model-rewards").recent_batch_sizes.remote().result(timeout_s=30)
+        assert max(sizes) > 1 and sum(sizes) == 8, sizes
+
+        page = Image.new("RGB", (320, 96), "white")
+        ImageDraw.Draw(page).text((12, 22), "Hello World", fill="black", font=ImageFont.load_default(size=40))
+        status, body = _post(f"http://127.0.0.1:{ray_cluster['http_port']}/m",
+                             {"prompts": ['a sign that says "hello world"'], "images": [_png_b64(np.asarray(page))]})
+        assert status == 200 and body["components"]["ocr"] == [1.0]
+    finally:
+        serve.delete("model-rewards")
+
+
 def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path):
     from ray import serve
 
@@ -212,7 +249,7 @@ def test_reward_autoscaling_bounds_from_our_config(ray_cluster):
 
 def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
     """CLIP score, PickScore, the aesthetic MLP and HPSv2 (tiny random-init models, loaded
-    like released weights) beside JPEG compressibility, each logged, combined by weight."""
+    like released weights) beside JPEG compressibility and OCR, each logged, combined by weight."""
     from adascope_ray.models.tiny_clip import build_aesthetic_head, build_clip_folder, build_hps_checkpoint
 
     clip = build_clip_folder(tmp_path / "clip")
@@ -220,30 +257,34 @@ def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
     hps_cfg, hps = build_hps_checkpoint(tmp_path / "hps")
     comps = (f"[{{name: clip_score, path: {clip}, weight: 0.01}}, {{name: pickscore, path: {clip}, weight: 0.1}},"
              f" {{name: aesthetic, path: {clip}, head_path: {head}, weight: 1.0}}, {{name: jpeg_compressibility, weight: 0.5}},"
-             f" {{name: hpsv2, path: {hps}, open_clip_config: {hps_cfg}, weight: 2.0}}]")
+             f" {{name: hpsv2, path: {hps}, open_clip_config: {hps_cfg}, weight: 2.0}}, {{name: ocr, weight: 3.0}}]")
+    signs = tmp_path / "signs.txt"
+    signs.write_text('a red sign that says "stop"\na blue sign that says "go"\n')
     rc = main(["train", TINY, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}", "run.name=multi",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
-               f"rewards.components={comps}"])
+               f"rewards.components={comps}", f"data.prompts_file={signs}"])
     assert rc == 0
     row = _rows(tmp_path / "multi" / "metrics.jsonl")[0]
-    parts = {n: row[f"reward/{n}"] for n in ("clip_score", "pickscore", "aesthetic", "jpeg_compressibility", "hpsv2")}
+    parts = {n: row[f"reward/{n}"] for n in ("clip_score", "pickscore", "aesthetic", "jpeg_compressibility", "hpsv2", "ocr")}
     assert all(np.isfinite(v) for v in parts.values())
-    assert 0 <= parts["clip_score"] <= 100 and -1 <= parts["hpsv2"] <= 1
+    assert 0 <= parts["clip_score"] <= 100 and -1 <= parts["hpsv2"] <= 1 and 0 <= parts["ocr"] <= 1
     weighted = (0.01 * parts["clip_score"] + 0.1 * parts["pickscore"] + parts["aesthetic"]
-                + 0.5 * parts["jpeg_compressibility"] + 2.0 * parts["hpsv2"])
+                + 0.5 * parts["jpeg_compressibility"] + 2.0 * parts["hpsv2"] + 3.0 * parts["ocr"])
     assert row["reward_mean"] == pytest.approx(weighted, rel=1e-5, abs=1e-5)  # means of a weighted sum
 
 
-def test_sd3_family_runs_through_the_service(ray_cluster, tmp_path):
-    """configs/tiny_sd3.yaml: the SD3-class tiny model, flow-matching SDE policy, LoRA on
-    the transformer, through samplers, Serve rewards and the learner."""
-    cfg = str(Path(__file__).parents[2] / "configs" / "tiny_sd3.yaml")
+@pytest.mark.parametrize("name", ["tiny_sdxl", "tiny_sd3"])
+def test_sdxl_and_sd3_families_run_through_the_service(ray_cluster, tmp_path, name):
+    """configs/tiny_sdxl.yaml (UNet with pooled text + size ids, DDIM with eta) and
+    configs/tiny_sd3.yaml (flow-matching SDE policy, LoRA on the transformer), through
+    samplers, Serve rewards and the learner."""
+    cfg = str(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     rc = main(["train", cfg, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}"])
     assert rc == 0
-    rows = _rows(tmp_path / "tiny_sd3" / "metrics.jsonl")
+    rows = _rows(tmp_path / name / "metrics.jsonl")
     assert [r["weights_version"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["loss"]) and r["trained_pairs"] > 0 for r in rows)
-    assert (tmp_path / "tiny_sd3" / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
+    assert (tmp_path / name / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()

@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from adascope_ray.learner import collate
-from adascope_ray.runio import RunDir
 
-from .conftest import pair_and_rollout
+from .conftest import pair_and_rollout, plain_pipeline_with_exported_lora, recomputed_and_stored_log_probs
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +38,11 @@ def test_rollout_carries_pooled_text_and_finite_log_probs(sd3):
 def test_learner_recomputes_the_samplers_log_probs(sd3):
     """Ratio 1 before the first update, whatever the micro-batch (ADASCOPE.md invariant)."""
     _, learner, _, s = sd3
-    batch = collate([s], learner.device, learner.policy.schedule)
-    pairs = np.argwhere(np.ones(batch.log_probs.shape, bool))[::-1].copy()  # another order and grouping
-    learner.unet.eval()
-    with torch.no_grad():
-        got = torch.cat([learner.log_probs(batch, mb) for mb in np.array_split(pairs, 3)])
-    want = batch.log_probs[torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])]
+    got, want = recomputed_and_stored_log_probs(learner, s)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_update_trains_the_transformer_lora_and_exports_for_a_plain_pipeline(sd3, tmp_path):
-    from diffusers import DiffusionPipeline
-
     cfg, learner, _, s = sd3
     lora = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if p.requires_grad}
     stats = learner.update(0, [s])
@@ -59,19 +50,10 @@ def test_update_trains_the_transformer_lora_and_exports_for_a_plain_pipeline(sd3
     changed = [n for n, p in learner.unet.named_parameters() if p.requires_grad and not torch.equal(p, lora[n])]
     assert changed and all("lora" in n for n in lora)
 
-    path = RunDir.create(str(tmp_path), "r", overwrite=False).save_checkpoint(1, learner.export(), {"iteration": 1})
-    from adascope_ray.models.loader import resolve_model_path
-
-    base = resolve_model_path(cfg.model)
-    pipe = DiffusionPipeline.from_pretrained(str(base), text_encoder_3=None, tokenizer_3=None)
     x, emb, pooled = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 64), torch.randn(1, 64)
     t = torch.tensor([500.0])
     run = lambda m: m(hidden_states=x, timestep=t, encoder_hidden_states=emb, pooled_projections=pooled).sample  # noqa: E731
-    with torch.no_grad():
-        plain = run(pipe.transformer)
-        pipe.load_lora_weights(str(path))  # diffusers' own SD3 LoRA loader reads our file
-        got = run(pipe.transformer)
-        learner.unet.eval()
-        want = run(learner.unet)
+    # diffusers' own SD3 LoRA loader reads our file
+    plain, got, want = plain_pipeline_with_exported_lora(cfg, learner, tmp_path, run, text_encoder_3=None, tokenizer_3=None)
     assert not torch.allclose(plain, want, atol=1e-4)  # the update moved the policy
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)

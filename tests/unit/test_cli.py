@@ -49,7 +49,7 @@ def test_unreachable_cluster_fails_fast_naming_the_address(tmp_path, capsys):
 
 def test_real_model_configs_name_the_paths_to_fill_in(tmp_path, capsys):
     root = Path(__file__).parents[2] / "configs"
-    for name in ("sd15_pickscore.yaml", "sd15_aesthetic.yaml", "sd35_pickscore.yaml"):
+    for name in ("sd15_pickscore.yaml", "sd15_aesthetic.yaml", "sdxl_hps.yaml", "sd35_pickscore.yaml"):
         assert main(["train", str(root / name), f"run.output_dir={tmp_path}"]) == 2
         assert "data.prompts_file: /path/to/prompts.txt not found" in capsys.readouterr().err
         prompts = tmp_path / "p.txt"
@@ -57,3 +57,15 @@ def test_real_model_configs_name_the_paths_to_fill_in(tmp_path, capsys):
         assert main(["train", str(root / name), f"run.output_dir={tmp_path}", f"data.prompts_file={prompts}"]) == 2
         assert "model.path: /path/to/stable-diffusion" in capsys.readouterr().err
     assert not any(tmp_path.glob("sd*"))  # nothing was created for runs that could not start
+
+
+def test_ocr_reward_needs_quoted_text_in_every_prompt(tmp_path, capsys):
+    cfg = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
+    argv = ["train", cfg, f"run.output_dir={tmp_path}", "rewards.components=[{name: ocr}]"]
+    assert main(argv) == 2
+    assert "'ocr' needs quoted text in every prompt; data has 'a red circle" in capsys.readouterr().err
+    quoted = tmp_path / "signs.txt"
+    quoted.write_text('a sign that says "open"\n')
+    assert main([*argv, f"data.prompts_file={quoted}", "rewards.components=[{name: ocr, path: /no/such/ocr}]"]) == 2
+    assert "OCR program '/no/such/ocr' not found" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["signs.txt"]  # no run folder was made
