@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-
 from .conftest import pair_and_rollout, plain_pipeline_with_exported_lora, recomputed_and_stored_log_probs
 
 
