@@ -158,7 +158,7 @@ MODEL_REWARDS = ("clip_score", "pickscore", "aesthetic", "hpsv2")
 
 
 class RewardComponentConfig(_Strict):
-    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic", "hpsv2", "ocr"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore, aesthetic and hpsv2 load weights from path; 'ocr' matches the prompt's quoted text with tesseract.")
+    name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic", "hpsv2", "ocr", "scene_check"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore, aesthetic and hpsv2 load weights from path; 'ocr' matches the prompt's quoted text with tesseract; 'scene_check' verifies shapes-world prompts (colour, count, shape, position, background).")
     path: str | None = Field(None, description="clip_score / pickscore / aesthetic: local transformers CLIPModel folder (config.json + weights); hpsv2: the checkpoint file; ocr: the tesseract program (None = 'tesseract' on PATH).")
     open_clip_model: str = Field("ViT-H-14", description="hpsv2: open_clip architecture name.")
     open_clip_config: str | None = Field(None, description="hpsv2: a JSON architecture file in open_clip's model-config format, used instead of open_clip_model.")

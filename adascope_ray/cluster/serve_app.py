@@ -39,13 +39,20 @@ class RewardComponent:
         self.batch_sizes: list[int] = []  # images per batch, for observability
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def score(self, requests: list[ScoreRequest]) -> list[np.ndarray]:
+    async def score(self, requests: list[ScoreRequest]) -> list[dict[str, np.ndarray]]:
+        """Per request {name: (n,) scores} plus {name/check: (n,)} for a scorer that
+        reports a breakdown (NaN where a check does not apply)."""
         images = np.concatenate([r.images for r in requests])
         prompts = [p for r in requests for p in r.prompts]
-        scores = check_scores(self.name, self.scorer(images, prompts), len(prompts))
+        if hasattr(self.scorer, "breakdown"):
+            scores, parts = self.scorer.breakdown(images, prompts)
+        else:
+            scores, parts = self.scorer(images, prompts), {}
+        out = {self.name: check_scores(self.name, scores, len(prompts)),
+               **{f"{self.name}/{k}": check_scores(self.name, v, len(prompts)) for k, v in parts.items()}}
         self.batch_sizes.append(len(prompts))
         bounds = np.cumsum([0] + [len(r.prompts) for r in requests])
-        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [{k: v[a:b] for k, v in out.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
     def recent_batch_sizes(self) -> list[int]:
         return list(self.batch_sizes[-100:])
@@ -73,7 +80,7 @@ class RewardIngress:
         req = ScoreRequest(np.asarray(images, dtype=np.uint8), list(prompts))
         names = list(self.components)
         results = await asyncio.gather(*(self.components[n].score.remote(req) for n in names))
-        comps = {n: np.asarray(r, dtype=np.float32) for n, r in zip(names, results)}
+        comps = {k: np.asarray(v, dtype=np.float32) for r in results for k, v in r.items()}
         total = sum(self.weights[n] * comps[n] for n in names)
         return RewardResult(np.asarray(total, dtype=np.float32), comps)
 
@@ -89,9 +96,12 @@ class RewardIngress:
             images, prompts = parse_score_request(await request.body(), self.max_request_bytes)
         except PayloadError as err:
             return JSONResponse({"error": str(err)}, status_code=err.status)
-        result = await self.score(images, prompts)
-        return {"scores": result.total.tolist(),
-                "components": {n: v.tolist() for n, v in result.components.items()}}
+        try:
+            result = await self.score(images, prompts)
+        except ValueError as err:  # a scorer refused the input (e.g. a prompt it cannot use)
+            return JSONResponse({"error": str(err).strip().splitlines()[-1]}, status_code=400)
+        return {"scores": result.total.tolist(),  # a check that does not apply is null
+                "components": {n: [None if np.isnan(x) else x for x in v.tolist()] for n, v in result.components.items()}}
 
 
 QUIET = {"log_level": "WARNING", "enable_access_log": False}

@@ -137,8 +137,7 @@ class Learner:
         return UpdateStats(
             policy_version=self.version, reward_mean=float(kept.mean()) if len(kept) else float("nan"),
             reward_std=float(kept.std()) if len(kept) else float("nan"),
-            reward_components={n: float(v[finite].mean()) if len(kept) else float("nan")
-                               for n, v in batch.components.items()},
+            reward_components={n: _nanmean(v[finite]) for n, v in batch.components.items()},
             zero_std_ratio=float(1.0 - adv.valid[finite].mean()) if finite.any() else 0.0, dropped_stale=int(dropped),
             window_start_mean=float(WindowSelection(sel).start.mean()),
             window_length_mean=float(WindowSelection(sel).length.mean()),
@@ -268,3 +267,9 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     config: dict                   # the denoiser's config (full fine-tuning)
     denoiser: str = "unet"         # "unet" or "transformer": the pipeline component
+
+
+def _nanmean(v: np.ndarray) -> float:
+    """Mean over the entries that apply (a check that does not apply to a prompt is NaN)."""
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if len(v) else float("nan")

@@ -23,11 +23,13 @@ def _registry() -> dict[str, Callable[..., Scorer]]:
     from .http_adapter import HttpReward
     from .jpeg import JpegCompressibility, JpegIncompressibility
     from .ocr import OcrTextMatch
+    from .scene_check import SceneCheck
 
     return {"jpeg_compressibility": JpegCompressibility, "jpeg_incompressibility": JpegIncompressibility,
             "color_match": ColorMatch, "http": HttpReward, "clip_score": partial(ClipSimilarity, "clip_score"),
             "pickscore": partial(ClipSimilarity, "pickscore"),
-            "aesthetic": Aesthetic, "hpsv2": HPSv2, "ocr": OcrTextMatch}
+            "aesthetic": Aesthetic, "hpsv2": HPSv2, "ocr": OcrTextMatch,
+            "scene_check": SceneCheck}
 
 
 def available_scorers() -> list[str]:

@@ -127,7 +127,8 @@ def test_reward_app_http_weights_and_batching(ray_cluster):
 def test_model_reward_batches_concurrent_requests_and_ocr_over_http(ray_cluster, tmp_path):
     """PickScore (a tiny random-init CLIP, loaded like released weights) scores concurrent
     single-image requests in shared batches, each row equal to the scorer run alone; the
-    OCR reward reads rendered text sent over HTTP."""
+    OCR reward reads rendered text, and the shapes world's checker a rendered scene,
+    both sent over HTTP."""
     from PIL import ImageDraw, ImageFont
     from ray import serve
 
@@ -157,8 +158,34 @@ def test_model_reward_batches_concurrent_requests_and_ocr_over_http(ray_cluster,
         status, body = _post(f"http://127.0.0.1:{ray_cluster['http_port']}/m",
                              {"prompts": ['a sign that says "hello world"'], "images": [_png_b64(np.asarray(page))]})
         assert status == 200 and body["components"]["ocr"] == [1.0]
+        # a prompt the reward cannot use is the client's error, named
+        status, body = _post(f"http://127.0.0.1:{ray_cluster['http_port']}/m",
+                             {"prompts": ["no quotes here"], "images": [_png_b64(np.asarray(page))]})
+        assert status == 400 and "'no quotes here' has no quoted text" in body["error"]
     finally:
         serve.delete("model-rewards")
+
+
+def test_scene_check_reward_serves_its_breakdown(ray_cluster):
+    """The shapes world's verifiable reward as a Serve deployment: score and per-check
+    breakdown over HTTP (null where a check does not apply)."""
+    from ray import serve
+
+    from adascope_ray.cluster.serve_app import app_builder
+    from adascope_ray.world.scenes import dataset
+
+    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
+    serve.run(app_builder({"components": [{"name": "scene_check"}]}), name="shapes", route_prefix="/s", blocking=False)
+    try:
+        scenes, captions, _ = dataset(1, seed=0, size=64)  # two yellow squares on the left, striped black background
+        status, body = _post(f"http://127.0.0.1:{ray_cluster['http_port']}/s",
+                             {"prompts": [captions[0], "three green squares, white background"],
+                              "images": [_png_b64(scenes[0])] * 2})
+        c = body["components"]
+        assert status == 200 and c["scene_check"] == [1.0, 0.0] and body["scores"] == [1.0, 0.0]
+        assert c["scene_check/position"] == [1.0, None] and c["scene_check/background"] == [1.0, 0.0]
+    finally:
+        serve.delete("shapes")
 
 
 def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path):

@@ -1,0 +1,157 @@
+"""A verifiable reward for the shapes world (adascope_ray/world): parse the prompt, find
+the named shapes in the image, check each claim. Weight-free, no detector (GenEval's
+idea with colour segmentation in place of a model).
+
+    prompt   "two red circles on the left, gray background"
+    checks   color       1 if any blob of the named colour exists
+             count       1 if exactly the named number of such blobs exist
+             shape       share of those blobs whose form is the named shape
+             position    share of those blobs whose centre is in the named half (only
+                         when the prompt names a position)
+             background  1 if the image's non-blob pixels are nearest the named colour
+    score  = mean of the checks that apply, in [0, 1]
+
+Segmentation: a pixel belongs to an object colour c when it is nearer c than any other
+object or background colour and within COLOR_RADIUS of c; blobs are 4-connected
+regions of one colour with at least MIN_AREA_FRAC of the image. Form: a triangle
+(apex up) has far fewer pixels above its box's middle row than below; of the rest, a
+square fills ~1 of its bounding box, a disc π/4 ≈ 0.79.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, POSITIONS, SHAPES, STRIPE_DELTA
+
+CHECKS = ("color", "count", "shape", "position", "background")
+COLOR_RADIUS = 110.0     # RGB distance within which a pixel can count as an object colour
+MIN_AREA_FRAC = 0.004    # 4 px of a 32 px image
+SQUARE_FILL = 0.84       # share of its bounding box a square fills (a disc: π/4 ≈ 0.79)
+TAPER = 0.7              # upper-half / lower-half pixels below this: a triangle (apex up)
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
+
+
+@dataclass(frozen=True)
+class Claim:
+    count: int
+    color: str
+    shape: str
+    position: str | None
+    background: str | None
+
+
+def parse_prompt(prompt: str) -> Claim | None:
+    """The claim a shapes-world caption makes, or None when it is not one."""
+    words = re.findall(r"[a-z]+", prompt.lower())
+    count = next((_COUNTS[w] for w in words if w in _COUNTS), None)
+    color = next((w for w in words if w in OBJECT_COLORS), None)
+    shape = next((w.rstrip("s") for w in words if w.rstrip("s") in SHAPES), None)
+    if count is None or color is None or shape is None:
+        return None
+    position = next((k for k, phrase in POSITIONS.items() if phrase in " ".join(words)), None)
+    bg = re.search(r"(\w+) background", prompt.lower())
+    return Claim(count, color, shape, position, bg.group(1) if bg and bg.group(1) in BACKGROUNDS else None)
+
+
+def _palette() -> tuple[list[str], np.ndarray]:
+    names = list(OBJECT_COLORS) + list(BACKGROUNDS)
+    cols = [*OBJECT_COLORS.values(), *BACKGROUNDS.values()]
+    # striped backgrounds' second colour belongs to the background too
+    for name, c in BACKGROUNDS.items():
+        d = STRIPE_DELTA if np.mean(c) < 128 else -STRIPE_DELTA
+        names.append(name)
+        cols.append(tuple(int(np.clip(v + d, 0, 255)) for v in c))
+    return names, np.asarray(cols, dtype=np.float32)
+
+
+_NAMES, _COLS = _palette()
+
+
+def _blobs(mask: np.ndarray) -> list[np.ndarray]:
+    """4-connected components of a (H, W) bool mask, as (n, 2) arrays of (y, x)."""
+    seen = np.zeros_like(mask)
+    out = []
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if seen[y0, x0]:
+            continue
+        stack, pts = [(y0, x0)], []
+        seen[y0, x0] = True
+        while stack:
+            y, x = stack.pop()
+            pts.append((y, x))
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        out.append(np.asarray(pts))
+    return out
+
+
+def shape_of(blob: np.ndarray) -> str:
+    """blob: (n, 2) pixel (y, x). Triangle (apex up) when its upper half is much
+    narrower than its lower half; else square when it fills its box, else circle."""
+    y, x = blob[:, 0], blob[:, 1]
+    h, w = int(y.max() - y.min() + 1), int(x.max() - x.min() + 1)
+    mid = (y.min() + y.max()) / 2
+    upper, lower = (y < mid).sum(), (y > mid).sum()  # pixels above / below the box's middle row
+    if lower and upper / lower < TAPER:
+        return "triangle"
+    return "square" if len(blob) / (h * w) > SQUARE_FILL else "circle"
+
+
+def in_region(cy: float, cx: float, position: str) -> bool:
+    """(cy, cx) in [0, 1] image coordinates."""
+    return {"left": cx < 0.5, "right": cx > 0.5, "top": cy < 0.5, "bottom": cy > 0.5}[position]
+
+
+def check_image(image: np.ndarray, claim: Claim) -> dict[str, float]:
+    """image: (H, W, 3) uint8 -> {check: value in [0, 1]} for the checks that apply."""
+    h, w, _ = image.shape
+    px = image.reshape(-1, 3).astype(np.float32)
+    dist = np.linalg.norm(px[:, None, :] - _COLS[None], axis=-1)       # (H·W, palette)
+    nearest = dist.argmin(1)
+    objects = np.zeros(h * w, bool)
+    for i, name in enumerate(_NAMES[: len(OBJECT_COLORS)]):
+        objects |= (nearest == i) & (dist[:, i] < COLOR_RADIUS)
+    target = _NAMES.index(claim.color)
+    mask = ((nearest == target) & (dist[:, target] < COLOR_RADIUS)).reshape(h, w)
+    blobs = [b for b in _blobs(mask) if len(b) >= MIN_AREA_FRAC * h * w]
+    out = {"color": float(bool(blobs)), "count": float(len(blobs) == claim.count),
+           "shape": float(np.mean([shape_of(b) == claim.shape for b in blobs])) if blobs else 0.0}
+    if claim.position is not None:
+        out["position"] = (float(np.mean([in_region(b[:, 0].mean() / h, b[:, 1].mean() / w, claim.position)
+                                           for b in blobs])) if blobs else 0.0)
+    if claim.background is not None:
+        rest = px[~objects]
+        bg_names = list(BACKGROUNDS)
+        if len(rest):
+            med = np.median(rest, axis=0)
+            guess = bg_names[int(np.linalg.norm(np.asarray(list(BACKGROUNDS.values()), np.float32) - med, axis=1).argmin())]
+            out["background"] = float(guess == claim.background)
+        else:
+            out["background"] = 0.0
+    return out
+
+
+class SceneCheck:
+    """score = mean of the applicable checks; `checks(...)` gives the breakdown."""
+
+    name = "scene_check"
+
+    def breakdown(self, images: np.ndarray, prompts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        claims = [parse_prompt(p) for p in prompts]
+        bad = next((p for p, c in zip(prompts, claims) if c is None), None)
+        if bad is not None:
+            raise ValueError(f"reward 'scene_check': {bad!r} is not a shapes-world prompt "
+                             "(count, colour and shape words are needed)")
+        per = [check_image(im, c) for im, c in zip(images, claims)]
+        scores = np.asarray([np.mean(list(d.values())) for d in per], dtype=np.float32)
+        # a check that does not apply to a prompt is NaN in the breakdown
+        parts = {k: np.asarray([d.get(k, np.nan) for d in per], dtype=np.float32) for k in CHECKS}
+        return scores, parts
+
+    def __call__(self, images: np.ndarray, prompts: list[str]) -> np.ndarray:
+        return self.breakdown(images, prompts)[0]
