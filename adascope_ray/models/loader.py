@@ -10,10 +10,17 @@ import torch
 from .tiny import ensure_tiny_checkpoint
 
 BUILTIN_TINY = "builtin:tiny"
-BUILTINS = {"builtin:tiny": "sd", "builtin:tiny-sd3": "sd3", "builtin:tiny-sdxl": "sdxl"}  # path -> family of the tiny model built
+BUILTINS = {"builtin:tiny": "sd", "builtin:tiny-sd3": "sd3", "builtin:tiny-sdxl": "sdxl",  # built from config
+            "builtin:shapes": "shapes"}  # the shapes world's trained model, shipped in the package
+SHAPES_MODEL = Path(__file__).parents[1] / "world" / "weights" / "shapes-32px"
 
 
 def resolve_model_path(model_cfg) -> Path:
+    if model_cfg.path == "builtin:shapes":
+        if not (SHAPES_MODEL / "model_index.json").is_file():
+            raise FileNotFoundError(f"model.path: builtin:shapes is missing from the package ({SHAPES_MODEL.name}); "
+                                    "train it with python -m adascope_ray.world.train --out <folder>")
+        return SHAPES_MODEL
     if model_cfg.path in BUILTINS:
         return ensure_tiny_checkpoint(model_cfg.cache_dir, model_cfg.tiny_seed, model_cfg.resolution,
                                       family=BUILTINS[model_cfg.path])

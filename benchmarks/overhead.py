@@ -1,0 +1,98 @@
+"""The Ray service against a single-process loop doing identical work, same config.
+
+    .venv/bin/python benchmarks/overhead.py [--iterations 6] [--config configs/tiny.yaml] [key=value ...]
+
+Single process: the plain Sampler, the reward scorers and the Learner called in a
+loop (sample, score, update, publish). Service: `adascope-ray train` on a local Ray
+cluster (sampler and learner actors, rewards in Serve, weights through the object
+store). Per-iteration wall time is compared by the median over iterations after the
+first (warm-up), with the phases each side spends it in. Target: service / single
+≤ 1.10 (the issue's bar); the script prints PASS or FAIL against it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, write_result
+
+sys.path.insert(0, str(ROOT))
+
+from adascope_ray.config import load_config  # noqa: E402
+
+
+def single_process(cfg) -> list[dict]:
+    from adascope_ray.data import PromptSchedule
+    from adascope_ray.learner import Learner
+    from adascope_ray.rewards import build_scorer
+    from adascope_ray.rollout import Sampler
+    from adascope_ray.types import RewardResult, ScoredRollout
+
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
+    sampler.set_weights(learner.publish())
+    scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
+    sched = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
+    rows = []
+    for it in range(cfg.run.iterations):
+        t = [time.perf_counter()]
+        r = sampler.sample(sched.batches(it, 1, sampler.version)[0])
+        t.append(time.perf_counter())
+        comps = {c.name: s(r.images, r.prompts) for c, s in scorers}
+        total = sum(c.weight * comps[c.name] for c, _ in scorers)
+        t.append(time.perf_counter())
+        learner.update(it, [ScoredRollout(r, RewardResult(total, comps))])
+        t.append(time.perf_counter())
+        sampler.set_weights(learner.publish())
+        t.append(time.perf_counter())
+        rows.append({"iteration_s": t[-1] - t[0], "sample": t[1] - t[0], "score": t[2] - t[1],
+                     "update": t[3] - t[2], "publish": t[4] - t[3]})
+    return rows
+
+
+def service(config: str, overrides: list[str], out: Path) -> list[dict]:
+    from adascope_ray.cli import main
+
+    rc = main(["train", config, "--no-progress", f"run.output_dir={out}", "run.name=overhead", *overrides])
+    if rc != 0:
+        raise SystemExit(f"the service run failed (exit {rc})")
+    rows = [json.loads(line) for line in (out / "overhead" / "metrics.jsonl").read_text().splitlines()]
+    return [{"iteration_s": r["iteration_s"], "rollout": r["time/rollout"], "sample": r["time/sample_s"],
+             "score": r["time/score_s"], "update": r["time/update"], "publish": r["time/publish"], "log": r["time/log"]}
+            for r in rows]
+
+
+def medians(rows: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in rows[1:]) for k in rows[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--iterations", type=int, default=6)
+    args, overrides = ap.parse_known_args()
+    overrides = [f"run.iterations={args.iterations}", "run.grid_every=1000", "run.checkpoint_every=0", *overrides]
+    cfg = load_config(args.config, overrides)
+    single = medians(single_process(cfg))
+    with tempfile.TemporaryDirectory() as tmp:
+        served = medians(service(args.config, overrides, Path(tmp)))
+    ratio = served["iteration_s"] / single["iteration_s"]
+    print(f"\n{'phase':<12}{'single s':>10}{'service s':>11}")
+    for k in ("sample", "score", "update", "publish", "rollout", "log", "iteration_s"):
+        print(f"{k:<12}{single.get(k, float('nan')):>10.3f}{served.get(k, float('nan')):>11.3f}")
+    verdict = "PASS" if ratio <= 1.10 else "FAIL"
+    print(f"\nservice / single-process iteration time: {ratio:.3f} (target <= 1.10): {verdict}")
+    shown = Path(args.config).resolve()
+    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    path = write_result("overhead", {"config": shown, "overrides": overrides, "single_process": single,
+                                     "service": served, "ratio": ratio, "target": 1.10, "verdict": verdict})
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
