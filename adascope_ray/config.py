@@ -49,7 +49,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    path: str = Field("builtin:tiny", description="Local directory of a diffusers pipeline (Stable Diffusion 1.x/2.x or SD3-class), or 'builtin:tiny' / 'builtin:tiny-sd3' (built from config with a fixed seed, saved and loaded like any checkpoint).")
+    path: str = Field("builtin:tiny", description="Local directory of a diffusers pipeline (Stable Diffusion 1.x/2.x, SDXL or SD3-class); 'builtin:tiny' / 'builtin:tiny-sdxl' / 'builtin:tiny-sd3' (random-init, built from config with a fixed seed, saved and loaded like any checkpoint); or 'builtin:shapes' (the shapes world's trained 32 px model, shipped in the package).")
     cache_dir: str = Field("~/.cache/adascope_ray", description="Where 'builtin:tiny' is saved.")
     tiny_seed: int = Field(0, ge=0, description="Seed of the builtin tiny model's random initialisation.")
     resolution: int = Field(32, ge=8, le=2048, multiple_of=8, description="Image side in pixels.")
@@ -60,6 +60,12 @@ class ModelConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when the process has a GPU.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights and activations of the frozen model (mixed precision); trainable parameters and the optimizer stay float32.")
     gradient_checkpointing: bool = Field(False, description="Recompute the denoiser's activations in the backward pass: less learner memory, more compute.")
+
+    @model_validator(mode="after")
+    def _shapes_size(self) -> "ModelConfig":
+        if self.path == "builtin:shapes" and self.resolution != 32:
+            raise ValueError(f"resolution: builtin:shapes is trained at 32 px, got {self.resolution}")
+        return self
 
 
 class SamplingConfig(_Strict):
