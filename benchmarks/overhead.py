@@ -63,7 +63,7 @@ def service(config: str, overrides: list[str], out: Path) -> list[dict]:
         raise SystemExit(f"the service run failed (exit {rc})")
     rows = [json.loads(line) for line in (out / "overhead" / "metrics.jsonl").read_text().splitlines()]
     return [{"iteration_s": r["iteration_s"], "rollout": r["time/rollout"], "sample": r["time/sample_s"],
-             "score": r["time/score_s"], "update": r["time/update"], "publish": r["time/publish"], "log": r["time/log"]}
+             "score": r["time/score_s"], "update": r["time/update"], "publish": r["time/publish"]}
             for r in rows]
 
 
@@ -83,7 +83,7 @@ def main() -> None:
         served = medians(service(args.config, overrides, Path(tmp)))
     ratio = served["iteration_s"] / single["iteration_s"]
     print(f"\n{'phase':<12}{'single s':>10}{'service s':>11}")
-    for k in ("sample", "score", "update", "publish", "rollout", "log", "iteration_s"):
+    for k in ("sample", "score", "rollout", "update", "publish", "iteration_s"):
         print(f"{k:<12}{single.get(k, float('nan')):>10.3f}{served.get(k, float('nan')):>11.3f}")
     verdict = "PASS" if ratio <= 1.10 else "FAIL"
     print(f"\nservice / single-process iteration time: {ratio:.3f} (target <= 1.10): {verdict}")
