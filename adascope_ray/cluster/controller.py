@@ -68,6 +68,9 @@ class Controller:
                 self.rows.append(self.iteration(it))
             self.checkpoint(self.cfg.run.iterations, final=True)
         except BaseException:
+            # first the reward app (a request, not a wait): `ray job stop` kills the driver
+            # a few seconds after its SIGTERM, possibly before the checkpoint is written
+            self.release_rewards(wait=False)
             self.save_on_failure()
             raise
         finally:
@@ -226,9 +229,13 @@ class Controller:
             if actor is not None:
                 ray.kill(actor)
         release_placement(getattr(self, "placement", None))
+        self.release_rewards(wait=True)
+
+    def release_rewards(self, wait: bool) -> None:
+        """Remove the reward app this run deployed (not one it attached to)."""
         if getattr(self, "owns_rewards", False) and not self.cfg.rewards.keep_app:
             try:
-                serve.delete(self.cfg.rewards.app_name)
+                serve.delete(self.cfg.rewards.app_name, _blocking=wait)
             except Exception:  # noqa: BLE001 - best effort on the way out
                 pass
 

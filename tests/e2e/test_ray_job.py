@@ -106,8 +106,9 @@ def test_job_stop_leaves_no_actors_or_app(head, tmp_path):
     wait_for(lambda: "stopped" in job_status(head, job_id), 60, "the job to stop")
     wait_for(lambda: not alive_run_actors(head, "long"), 60, "the run's actors to go")
     assert alive_run_actors(head, "long") == []
-    serve = head.run("serve", "status", "--address", head.dashboard).stdout
-    assert "adascope-rewards" not in serve
+    # Serve deletes an application asynchronously: it must be gone within a bound
+    wait_for(lambda: "adascope-rewards" not in (serve_status(head).get("applications") or {}), 60,
+             "the run's reward app to be removed")
 
 
 def serve_status(head) -> dict:
