@@ -31,3 +31,37 @@ def write_result(name: str, payload: dict, out_dir: str | Path | None = None) ->
     path.write_text(json.dumps({"machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"), **payload},
                                indent=1))
     return path
+
+
+class InProcessLoop:
+    """The training loop's parts without Ray: the plain Sampler, the reward scorers and
+    the Learner of one config, the sampler holding the learner's first weights."""
+
+    def __init__(self, cfg):
+        import sys
+
+        sys.path.insert(0, str(ROOT))
+        from adascope_ray.data import PromptSchedule
+        from adascope_ray.learner import Learner
+        from adascope_ray.rewards import build_scorer
+        from adascope_ray.rollout import Sampler
+
+        self.learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+        self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
+        self.sampler.set_weights(self.learner.publish())
+        self.scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
+        self.schedule = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
+
+    def sample(self, it: int):
+        return self.sampler.sample(self.schedule.batches(it, 1, self.sampler.version)[0])
+
+    def score(self, rollout):
+        """The rollout with its weighted reward and components, as the Serve app combines them."""
+        from adascope_ray.types import RewardResult, ScoredRollout
+
+        comps = {c.name: s(rollout.images, rollout.prompts) for c, s in self.scorers}
+        total = sum(c.weight * comps[c.name] for c, _ in self.scorers)
+        return ScoredRollout(rollout, RewardResult(total, comps))
+
+    def publish(self) -> None:
+        self.sampler.set_weights(self.learner.publish())

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, write_result
+from common import ROOT, InProcessLoop, write_result
 
 sys.path.insert(0, str(ROOT))
 
@@ -27,28 +27,17 @@ from adascope_ray.config import load_config  # noqa: E402
 
 
 def single_process(cfg) -> list[dict]:
-    from adascope_ray.data import PromptSchedule
-    from adascope_ray.learner import Learner
-    from adascope_ray.rewards import build_scorer
-    from adascope_ray.rollout import Sampler
-    from adascope_ray.types import RewardResult, ScoredRollout
-
-    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
-    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
-    sampler.set_weights(learner.publish())
-    scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
-    sched = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
+    loop = InProcessLoop(cfg)
     rows = []
     for it in range(cfg.run.iterations):
         t = [time.perf_counter()]
-        r = sampler.sample(sched.batches(it, 1, sampler.version)[0])
+        r = loop.sample(it)
         t.append(time.perf_counter())
-        comps = {c.name: s(r.images, r.prompts) for c, s in scorers}
-        total = sum(c.weight * comps[c.name] for c, _ in scorers)
+        scored = loop.score(r)
         t.append(time.perf_counter())
-        learner.update(it, [ScoredRollout(r, RewardResult(total, comps))])
+        loop.learner.update(it, [scored])
         t.append(time.perf_counter())
-        sampler.set_weights(learner.publish())
+        loop.publish()
         t.append(time.perf_counter())
         rows.append({"iteration_s": t[-1] - t[0], "sample": t[1] - t[0], "score": t[2] - t[1],
                      "update": t[3] - t[2], "publish": t[4] - t[3]})

@@ -16,22 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, write_result
 
 OVERRIDES = ["sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
              "run.checkpoint_every=5", "run.grid_every=1000", "sampler.max_restarts=100"]
-
-
-def commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return r.stdout.strip() or "unknown"
 
 
 def rows(run: Path) -> list[dict]:
@@ -124,16 +118,11 @@ def main_cli() -> None:
     tail = res.pop("_log_tail")
     if not ok:
         print(f"drivers' output (end):\n{tail}")
-    out = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                       "python": platform.python_version()},
-           "date": time.strftime("%Y-%m-%d"), "commit": commit(), "config": "configs/tiny.yaml",
-           "overrides": OVERRIDES, "result": res}
     print(f"\niterations {res['iterations_logged']}/{res['iterations_expected']}  gaps {res['gaps']}  "
           f"duplicates {res['duplicates']}  lost samples {res['lost_samples']}  sampler restarts "
           f"{res['sampler_restarts']}  exit codes {res['exit_codes']}  wall {res['wall_s']} s  "
           f"-> {'PASS' if ok else 'FAIL'}")
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "soak.json").write_text(json.dumps(out, indent=1))
+    write_result("soak", {"config": "configs/tiny.yaml", "overrides": OVERRIDES, "result": res})
     sys.exit(0 if ok else 1)
 
 

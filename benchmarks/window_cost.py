@@ -12,46 +12,33 @@ Passing means nothing here: it reports the measured ratio adascope/full.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, InProcessLoop, write_result
+
 sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
-from adascope_ray.data import PromptSchedule  # noqa: E402
-from adascope_ray.learner import Learner  # noqa: E402
-from adascope_ray.rewards import build_scorer  # noqa: E402
-from adascope_ray.rollout import Sampler  # noqa: E402
-from adascope_ray.types import RewardResult, ScoredRollout  # noqa: E402
 
 STRATEGIES = ["full", "fraction", "random_window", "sliding", "adascope"]
 
 
 def run_strategy(cfg, strategy: str, iterations: int) -> dict:
     cfg = cfg.model_copy(update={"window": cfg.window.model_copy(update={"strategy": strategy})})
-    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
-    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
-    sampler.set_weights(learner.publish())
-    scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
-    sched = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
+    loop = InProcessLoop(cfg)
     rows = []
     for it in range(iterations):
         t0 = time.perf_counter()
-        r = sampler.sample(sched.batches(it, 1, sampler.version)[0])
+        r = loop.sample(it)
         t1 = time.perf_counter()
-        comps = {c.name: s(r.images, r.prompts) for c, s in scorers}
-        total = sum(c.weight * comps[c.name] for c, _ in scorers)
-        st = learner.update(it, [ScoredRollout(r, RewardResult(total, comps))])
+        st = loop.learner.update(it, [loop.score(r)])
         t2 = time.perf_counter()
-        sampler.set_weights(learner.publish())
+        loop.publish()
         rows.append({"cost": cost_fwd_equiv(st.sampler_forward_rows, st.learner_forward_rows),
                      "sampler_rows": st.sampler_forward_rows, "learner_rows": st.learner_forward_rows,
                      "sample_s": t1 - t0, "update_s": t2 - t1, "steps_per_traj": st.trained_pairs / st.samples,
@@ -59,13 +46,6 @@ def run_strategy(cfg, strategy: str, iterations: int) -> dict:
     mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     return {"strategy": strategy, "iterations": iterations, **{k: mean(k) for k in rows[0]},
             "reward_first": rows[0]["reward"], "reward_last": rows[-1]["reward"]}
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def main() -> None:
@@ -85,14 +65,8 @@ def main() -> None:
         ratio = f"{r['cost'] / full['cost']:.2f}" if full else "-"
         print(f"{r['strategy']:<14}{r['cost']:>10.0f}{ratio:>9}{r['steps_per_traj']:>11.2f}"
               f"{r['sample_s']:>9.2f}{r['update_s']:>9.2f}{r['reward']:>9.4f}")
-    out = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                       "python": platform.python_version()},
-           "commit": commit(), "config": shown, "overrides": overrides,
-           "date": time.strftime("%Y-%m-%d"), "results": results}
-    dest = Path(args.out)
-    dest.mkdir(exist_ok=True)
-    (dest / "window_cost.json").write_text(json.dumps(out, indent=1))
-    print(f"\nwrote benchmarks/results/window_cost.json (commit {out['commit']}, {shown} {' '.join(overrides)})")
+    path = write_result("window_cost", {"config": shown, "overrides": overrides, "results": results}, args.out)
+    print(f"\nwrote {path} ({shown} {' '.join(overrides)})")
 
 
 if __name__ == "__main__":

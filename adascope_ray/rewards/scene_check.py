@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, POSITIONS, SHAPES, STRIPE_DELTA
+from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, POSITIONS, SHAPES, stripe_color
 
 CHECKS = ("color", "count", "shape", "position", "background")
 COLOR_RADIUS = 110.0     # RGB distance within which a pixel can count as an object colour
@@ -57,13 +57,9 @@ def parse_prompt(prompt: str) -> Claim | None:
 
 
 def _palette() -> tuple[list[str], np.ndarray]:
-    names = list(OBJECT_COLORS) + list(BACKGROUNDS)
-    cols = [*OBJECT_COLORS.values(), *BACKGROUNDS.values()]
     # striped backgrounds' second colour belongs to the background too
-    for name, c in BACKGROUNDS.items():
-        d = STRIPE_DELTA if np.mean(c) < 128 else -STRIPE_DELTA
-        names.append(name)
-        cols.append(tuple(int(np.clip(v + d, 0, 255)) for v in c))
+    names = list(OBJECT_COLORS) + list(BACKGROUNDS) + list(BACKGROUNDS)
+    cols = [*OBJECT_COLORS.values(), *BACKGROUNDS.values(), *(stripe_color(b) for b in BACKGROUNDS)]
     return names, np.asarray(cols, dtype=np.float32)
 
 
@@ -114,7 +110,7 @@ def check_image(image: np.ndarray, claim: Claim) -> dict[str, float]:
     dist = np.linalg.norm(px[:, None, :] - _COLS[None], axis=-1)       # (H·W, palette)
     nearest = dist.argmin(1)
     objects = np.zeros(h * w, bool)
-    for i, name in enumerate(_NAMES[: len(OBJECT_COLORS)]):
+    for i in range(len(OBJECT_COLORS)):
         objects |= (nearest == i) & (dist[:, i] < COLOR_RADIUS)
     target = _NAMES.index(claim.color)
     mask = ((nearest == target) & (dist[:, target] < COLOR_RADIUS)).reshape(h, w)

@@ -33,10 +33,10 @@ def evaluate(model_path: str, prompts: list[str], samples_per_prompt: int = 1, s
     cfg = config_from_dict({"data": {"prompts": prompts}, "model": model,
                             "sampling": {"num_steps": num_steps, "guidance_scale": guidance_scale, "eta": eta},
                             "sampler": {"batch_size": 32}})
-    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
-    sampler.version = 0
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)  # the base weights, no update published
     rep = [p for p in prompts for _ in range(samples_per_prompt)]
-    rollout = sampler.sample(PromptBatch(prompts=rep, group_ids=list(range(len(rep))), seed=seed, policy_version=0))
+    rollout = sampler.sample(PromptBatch(prompts=rep, group_ids=np.arange(len(rep)), seed=seed,
+                                         policy_version=sampler.version))
     scores, parts = SceneCheck().breakdown(rollout.images, rep)
     return {"reward_mean": float(scores.mean()), "samples": len(rep),
             **{f"check/{k}": float(np.nanmean(parts[k])) for k in CHECKS}, "images": rollout.images, "prompts": rep}

@@ -26,6 +26,13 @@ POSITIONS = {"left": "on the left", "right": "on the right", "top": "at the top"
 STRIPE_DELTA = 28  # striped backgrounds alternate the colour and the colour ± this, every 2 px rows
 
 
+def stripe_color(background: str) -> tuple[int, int, int]:
+    """A striped background's second colour: the colour ± STRIPE_DELTA, toward mid-gray."""
+    c = BACKGROUNDS[background]
+    d = STRIPE_DELTA if np.mean(c) < 128 else -STRIPE_DELTA
+    return tuple(int(np.clip(v + d, 0, 255)) for v in c)
+
+
 @dataclass(frozen=True)
 class Scene:
     color: str               # key of OBJECT_COLORS
@@ -78,9 +85,8 @@ def render(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
     bg = np.array(BACKGROUNDS[scene.background], dtype=np.int32)
     canvas = np.broadcast_to(bg, (big, big, 3)).copy()
     if scene.striped:
-        alt = np.clip(bg + (STRIPE_DELTA if bg.mean() < 128 else -STRIPE_DELTA), 0, 255)
         rows = (np.arange(big) // (2 * supersample)) % 2 == 1
-        canvas[rows] = alt
+        canvas[rows] = stripe_color(scene.background)
     img = Image.fromarray(canvas.astype(np.uint8))
     draw = ImageDraw.Draw(img)
     r, fill = big / 8, OBJECT_COLORS[scene.color]
