@@ -1,6 +1,6 @@
 """The Ray service against a single-process loop doing identical work, same config.
 
-    .venv/bin/python benchmarks/overhead.py [--iterations 6] [--config configs/tiny.yaml] [key=value ...]
+    .venv/bin/python benchmarks/overhead.py [--iterations 6] [--config configs/tiny_jpeg.yaml] [key=value ...]
 
 Single process: the plain Sampler, the reward scorers and the Learner called in a
 loop (sample, score, update, publish). Service: `adascope-ray train` on a local Ray
@@ -62,7 +62,7 @@ def medians(rows: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny_jpeg.yaml"))
     ap.add_argument("--iterations", type=int, default=6)
     args, overrides = ap.parse_known_args()
     overrides = [f"run.iterations={args.iterations}", "run.grid_every=1000", "run.checkpoint_every=0", *overrides]

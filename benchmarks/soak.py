@@ -58,7 +58,7 @@ def soak(iterations: int, every: int, out_dir: Path) -> dict:
     from ray import serve
 
     name = "soak"
-    argv = ["train", str(ROOT / "configs" / "tiny.yaml"), "--no-progress", f"run.output_dir={out_dir}",
+    argv = ["train", str(ROOT / "configs" / "tiny_jpeg.yaml"), "--no-progress", f"run.output_dir={out_dir}",
             f"run.name={name}", f"run.iterations={iterations}", *OVERRIDES]
     resume = argv + ["--resume", str(out_dir / name)]
     run_dir, log = out_dir / name, out_dir / "drivers.log"
@@ -122,7 +122,7 @@ def main_cli() -> None:
           f"duplicates {res['duplicates']}  lost samples {res['lost_samples']}  sampler restarts "
           f"{res['sampler_restarts']}  exit codes {res['exit_codes']}  wall {res['wall_s']} s  "
           f"-> {'PASS' if ok else 'FAIL'}")
-    write_result("soak", {"config": "configs/tiny.yaml", "overrides": OVERRIDES, "result": res})
+    write_result("soak", {"config": "configs/tiny_jpeg.yaml", "overrides": OVERRIDES, "result": res})
     sys.exit(0 if ok else 1)
 
 

@@ -50,7 +50,7 @@ def run_strategy(cfg, strategy: str, iterations: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"), help="run config (default configs/tiny.yaml)")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny_jpeg.yaml"), help="run config (default configs/tiny_jpeg.yaml)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON result")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))

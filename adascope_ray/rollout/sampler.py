@@ -76,13 +76,38 @@ class Sampler:
             self._uncond = unconditional(self.pipe)
         return self._uncond
 
-    def _sample_chunk(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:
+    def _conditioning(self, prompts: list[str]):
+        """(cond (b, L, D), uncond (b, L, D) | None, pooled (b, P) | None, uncond pooled | None)."""
         b = len(prompts)
-        gen = torch.Generator("cpu").manual_seed(seed)
-        cond, pooled = encode_prompts(self.pipe, prompts)                    # (b, L, D), (b, P) | None
+        cond, pooled = encode_prompts(self.pipe, prompts)
         u = self._uncond_embeds()
         uncond = None if u is None else u[0].expand(b, -1, -1)
         uncond_pooled = None if u is None or u[1] is None else u[1].expand(b, -1)
+        return cond, uncond, pooled, uncond_pooled
+
+    @torch.no_grad()
+    def continue_from(self, prompts: list[str], x_k: np.ndarray, k: int, seed: int) -> np.ndarray:
+        """Finish trajectories from latents x_k (b, C, h, w) at step k with fresh noise:
+        the final images (b, H, W, 3) uint8. Branching several continuations from one x_k
+        shows how much of the outcome the actions from step k on can still change."""
+        gen = torch.Generator("cpu").manual_seed(seed)
+        cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
+        x = torch.as_tensor(x_k, dtype=torch.float32).to(self.device)
+        for j in range(k, len(self.policy.schedule.timesteps)):
+            x = self.policy.step(x, torch.full((len(prompts),), j), cond, uncond, generator=gen,
+                                 pooled=pooled, uncond_pooled=uncond_pooled).prev_sample
+        return self._decode(x)
+
+    @torch.no_grad()
+    def trace(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:
+        """One chunk as `sample` draws it, plus what the signals look at: the decoded
+        prediction decode(x̂0_k) of every step, "step_images" (b, K, H, W, 3) uint8."""
+        return self._sample_chunk(prompts, seed, keep_x0=True)
+
+    def _sample_chunk(self, prompts: list[str], seed: int, keep_x0: bool = False) -> dict[str, np.ndarray]:
+        b = len(prompts)
+        gen = torch.Generator("cpu").manual_seed(seed)
+        cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
         side = self.resolution // self.pipe.vae_scale_factor
         x = torch.randn((b, self.denoiser.config.in_channels, side, side), generator=gen).to(self.device)
         x = x * getattr(self.pipe.scheduler, "init_noise_sigma", 1.0)
@@ -109,6 +134,8 @@ class Sampler:
             "var_full": final.flatten(1).var(1).cpu().numpy(),
             "images": self._decode(x),
             "rows": np.asarray(self.policy.forward_rows - rows0),
+            **({"step_images": np.stack([self._decode(x0[:, k].to(self.device)) for k in range(x0.shape[1])], 1)}
+               if keep_x0 else {}),
         }
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:

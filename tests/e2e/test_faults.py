@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from adascope_ray.cli import main
 
 pytestmark = pytest.mark.e2e
-TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
+TINY = str(Path(__file__).parents[2] / "configs" / "tiny_jpeg.yaml")  # random-init tiny model, JPEG reward
 SAME = ("iteration", "weights_version", "reward_mean", "loss", "grad_norm", "approx_kl", "window_hist", "samples")
 
 

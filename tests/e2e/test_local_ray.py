@@ -15,7 +15,8 @@ from adascope_ray.cli import main
 from adascope_ray.rewards import build_scorer
 
 pytestmark = pytest.mark.e2e
-TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
+TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")            # the embedded default: the shapes world
+TINY_JPEG = str(Path(__file__).parents[2] / "configs" / "tiny_jpeg.yaml")  # random-init tiny model, JPEG reward
 
 
 def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
@@ -32,7 +33,9 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     # the version the samplers report after each publish: they received every update
     assert [r["weights_version"] for r in rows] == [1, 2]
     for r in rows:
-        assert r["samples"] == 4 and np.isfinite(r["reward_mean"]) and r["reward_mean"] < 0
+        # scene_check scores in [0, 1] and reports each check it made
+        assert r["samples"] == 4 and 0.0 <= r["reward_mean"] <= 1.0
+        assert {"reward/scene_check", "reward/scene_check/color", "reward/scene_check/count"} <= set(r)
         assert r["cost_fwd_equiv"] == r["sampler_forward_rows"] + 3 * r["learner_forward_rows"]
         assert r["sampler_forward_rows"] == 4 * 4 * 2  # B x K x CFG
         assert {"time/rollout", "time/update", "time/publish", "time/sample_s", "time/score_s"} <= set(r)
@@ -193,7 +196,7 @@ def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_pat
 
     from adascope_ray.cluster.serve_app import app_builder
 
-    base = ["train", TINY, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}",
+    base = ["train", TINY_JPEG, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}",
             "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
             f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
             "rewards.app_name=shared-rewards", "rewards.deploy=attach"]
@@ -221,7 +224,7 @@ def test_two_placed_samplers_collective_publish_matches_object_store(ray_cluster
     PACK placement group trains exactly as the object-store path does."""
     import ray
 
-    common = ["train", TINY, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
+    common = ["train", TINY_JPEG, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
               "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
               "sampler.num_samplers=2", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]
@@ -287,7 +290,7 @@ def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
              f" {{name: hpsv2, path: {hps}, open_clip_config: {hps_cfg}, weight: 2.0}}, {{name: ocr, weight: 3.0}}]")
     signs = tmp_path / "signs.txt"
     signs.write_text('a red sign that says "stop"\na blue sign that says "go"\n')
-    rc = main(["train", TINY, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}", "run.name=multi",
+    rc = main(["train", TINY_JPEG, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}", "run.name=multi",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
                f"rewards.components={comps}", f"data.prompts_file={signs}"])

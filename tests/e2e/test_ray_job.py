@@ -28,7 +28,7 @@ def submit(head, out_dir, *extra, wait=True):
             "--runtime-env", str(ROOT / "deploy" / "runtime_env.yaml")]
     if not wait:
         args.append("--no-wait")
-    args += ["--", "adascope-ray", "train", "configs/tiny.yaml", "--no-progress", "sampling.num_steps=4",
+    args += ["--", "adascope-ray", "train", "configs/tiny_jpeg.yaml", "--no-progress", "sampling.num_steps=4",
              "data.prompts_per_iteration=2", "data.group_size=2", f"run.output_dir={out_dir}",
              f"rewards.http_port={free_port()}", *extra]
     deadline = time.time() + 90
@@ -87,13 +87,13 @@ def test_job_runs_to_success(head, tmp_path):
     assert "succeeded" in (status.stdout + status.stderr).lower()
     logs = head.run("ray", "job", "logs", "--address", head.dashboard, job_id).stdout
     assert "joining Ray" in logs and "run finished" in logs
-    rows = (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()
+    rows = (tmp_path / "tiny_jpeg" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["weights_version"] for x in rows] == [1, 2]
-    assert alive_run_actors(head, "tiny") == []
+    assert alive_run_actors(head, "tiny_jpeg") == []
     # the cluster's auth token appears in neither the job's logs nor the run folder
     token = (Path.home() / ".ray" / "auth_token").read_text().strip()
     assert len(token) >= 16 and token not in logs
-    for f in (tmp_path / "tiny").rglob("*"):
+    for f in (tmp_path / "tiny_jpeg").rglob("*"):
         assert not f.is_file() or token.encode() not in f.read_bytes(), f
 
 

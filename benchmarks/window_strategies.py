@@ -1,0 +1,183 @@
+"""Window strategies on the shapes world: held-out reward against training cost, several seeds.
+
+    .venv/bin/python benchmarks/window_strategies.py [--config configs/tiny.yaml] [--seeds 0,1,2]
+        [--iterations 24] [--eval-every 4] [--eval-prompts 48] [--jobs 2] [key=value ...]
+
+Every (strategy, seed) pair is a fresh in-process run of the same config (plain Sampler,
+scene_check scorer and Learner, no Ray, so the numbers are the algorithm's), with
+run.seed and learner.seed set to the seed. Every eval_every iterations the current
+policy samples fixed held-out world prompts (world.evaluate.heldout_prompts, which the
+training prompts never include) with one fixed noise seed, and scene_check scores them.
+Cost is cost_fwd_equiv summed over the training iterations (core/cost.py: rows the
+sampler ran + 3 x rows the learner differentiated); evaluation is not counted (the
+same for every strategy).
+
+Prints the table, writes benchmarks/results/window_strategies.{json,csv} and
+window_strategies.png (held-out reward against cumulative cost, mean over seeds with
+the range shaded), with machine, config and commit.
+
+Passing, the paper's headline: adascope reaches full's final held-out reward (means
+over seeds) at <= 50 % of full's total cost, and ends higher than full.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT, InProcessLoop, write_result
+
+sys.path.insert(0, str(ROOT))
+
+from adascope_ray.config import load_config  # noqa: E402
+from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
+
+STRATEGIES = {
+    "full": {"window.strategy": "full"},
+    "fraction-0.25": {"window.strategy": "fraction", "window.fraction": 0.25},
+    "fraction-0.5": {"window.strategy": "fraction", "window.fraction": 0.5},
+    "random_window": {"window.strategy": "random_window"},
+    "sliding": {"window.strategy": "sliding"},
+    "adascope": {"window.strategy": "adascope"},
+}
+EVAL_SEED = 777
+
+
+def heldout_reward(loop: InProcessLoop, prompts: list[str]) -> dict:
+    """scene_check on the held-out prompts, sampled by the loop's current policy."""
+    from adascope_ray.rewards.scene_check import CHECKS, SceneCheck
+    from adascope_ray.types import PromptBatch
+
+    r = loop.sampler.sample(PromptBatch(prompts=prompts, group_ids=np.arange(len(prompts)), seed=EVAL_SEED,
+                                        policy_version=loop.sampler.version))
+    scores, parts = SceneCheck().breakdown(r.images, prompts)
+    return {"reward": float(scores.mean()), **{c: float(np.nanmean(parts[c])) for c in CHECKS}}
+
+
+def run_one(config: str, overrides: list[str], strategy: str, seed: int, iterations: int, eval_every: int,
+            eval_prompts: int) -> dict:
+    """One fresh run; the held-out curve against cumulative cost."""
+    from adascope_ray.world.evaluate import heldout_prompts
+
+    extra = [f"{k}={v}" for k, v in STRATEGIES[strategy].items()] + [f"run.seed={seed}", f"learner.seed={seed}"]
+    cfg = load_config(config, overrides + extra)
+    loop, prompts = InProcessLoop(cfg), heldout_prompts(eval_prompts)
+    cost, curve, train, t0 = 0.0, [], [], time.perf_counter()
+    curve.append({"iteration": 0, "cost": 0.0, **heldout_reward(loop, prompts)})
+    for it in range(iterations):
+        st = loop.learner.update(it, [loop.score(loop.sample(it))])
+        loop.publish()
+        cost += cost_fwd_equiv(st.sampler_forward_rows, st.learner_forward_rows)
+        train.append({"reward": st.reward_mean, "window_start": st.window_start_mean,
+                      "window_length": st.window_length_mean, "steps_per_traj": st.trained_pairs / st.samples})
+        if (it + 1) % eval_every == 0 or it + 1 == iterations:
+            curve.append({"iteration": it + 1, "cost": cost, **heldout_reward(loop, prompts)})
+    print(f"  {strategy:<14} seed {seed}: held-out {curve[0]['reward']:.3f} -> {curve[-1]['reward']:.3f}, "
+          f"cost {cost:.0f}, {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"strategy": strategy, "seed": seed, "curve": curve, "train": train, "cost": cost,
+            "wall_s": time.perf_counter() - t0}
+
+
+def cost_to_reach(costs: np.ndarray, rewards: np.ndarray, target: float) -> float:
+    """First cost at which the curve reaches target, linear between evaluations; inf if never."""
+    for j in range(len(rewards)):
+        if rewards[j] >= target:
+            if j == 0:
+                return float(costs[0])
+            f = (target - rewards[j - 1]) / (rewards[j] - rewards[j - 1])
+            return float(costs[j - 1] + f * (costs[j] - costs[j - 1]))
+    return float("inf")
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    by = {s: [r for r in runs if r["strategy"] == s] for s in STRATEGIES if any(r["strategy"] == s for r in runs)}
+    mean_curve = {s: (np.mean([[p["cost"] for p in r["curve"]] for r in rs], 0),
+                      np.mean([[p["reward"] for p in r["curve"]] for r in rs], 0)) for s, rs in by.items()}
+    full_final = mean_curve["full"][1][-1] if "full" in by else float("nan")
+    full_cost = mean_curve["full"][0][-1] if "full" in by else float("nan")
+    rows = []
+    for s, rs in by.items():
+        finals = [r["curve"][-1]["reward"] for r in rs]
+        reach = cost_to_reach(*mean_curve[s], full_final)
+        rows.append({"strategy": s, "seeds": [r["seed"] for r in rs], "final_mean": float(np.mean(finals)),
+                     "final_std": float(np.std(finals)), "finals": finals, "start": rs[0]["curve"][0]["reward"],
+                     "cost": float(np.mean([r["cost"] for r in rs])), "cost_vs_full": float(np.mean([r["cost"] for r in rs]) / full_cost),
+                     "cost_to_full_final": reach, "reach_vs_full_cost": reach / full_cost,
+                     "steps_per_traj": float(np.mean([t["steps_per_traj"] for r in rs for t in r["train"]])),
+                     "window_start": float(np.mean([t["window_start"] for r in rs for t in r["train"]]))})
+    return rows
+
+
+def plot(runs: list[dict], path: Path, title: str) -> None:
+    from plot import Series, line_chart
+
+    series = []
+    for s in STRATEGIES:
+        rs = [r for r in runs if r["strategy"] == s]
+        if not rs:
+            continue
+        c = np.array([[p["cost"] for p in r["curve"]] for r in rs]).mean(0) / 1e3
+        y = np.array([[p["reward"] for p in r["curve"]] for r in rs])
+        series.append(Series(s, list(c), list(y.mean(0)), list(y.min(0)), list(y.max(0))))
+    line_chart(str(path), series, title=title, xlabel="cumulative training cost (thousand forward-pass equivalents)",
+               ylabel="held-out scene_check reward (mean over seeds, range shaded)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--iterations", type=int, default=24)
+    ap.add_argument("--eval-every", type=int, default=4)
+    ap.add_argument("--eval-prompts", type=int, default=48)
+    ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one torch thread each")
+    args, overrides = ap.parse_known_args()
+    unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
+    if unknown:
+        ap.error(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
+    if args.jobs > 1:
+        overrides = ["sampler.torch_threads=1", "learner.torch_threads=1"] + overrides
+    load_config(args.config, overrides)  # a bad config fails here, before any run starts
+    tasks = [(args.config, overrides, s, int(seed), args.iterations, args.eval_every, args.eval_prompts)
+             for seed in args.seeds.split(",") for s in args.strategies.split(",")]
+    print(f"{len(tasks)} runs, {args.jobs} at a time", flush=True)
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        runs = list(pool.map(run_one, *zip(*tasks)))
+    rows = summarise(runs)
+    print(f"\n{'strategy':<14}{'start':>7}{'final':>8}{'+-':>7}{'cost':>9}{'vs full':>8}{'reach full':>11}{'steps':>7}")
+    for r in rows:
+        reach = f"{r['reach_vs_full_cost']:.2f}" if np.isfinite(r["reach_vs_full_cost"]) else "never"
+        print(f"{r['strategy']:<14}{r['start']:>7.3f}{r['final_mean']:>8.3f}{r['final_std']:>7.3f}{r['cost']:>9.0f}"
+              f"{r['cost_vs_full']:>8.2f}{reach:>11}{r['steps_per_traj']:>7.1f}")
+    ada = next((r for r in rows if r["strategy"] == "adascope"), None)
+    full = next((r for r in rows if r["strategy"] == "full"), None)
+    if ada and full:
+        ok = ada["reach_vs_full_cost"] <= 0.5 and ada["final_mean"] > full["final_mean"]
+        print(f"\nadascope reaches full's final reward at {ada['reach_vs_full_cost']:.2f} of full's cost "
+              f"(target <= 0.50) and ends {ada['final_mean'] - full['final_mean']:+.3f} vs full: {'PASS' if ok else 'FAIL'}")
+    out = Path(args.out)
+    shown = Path(args.config).resolve()
+    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    plot(runs, out / "window_strategies.png", f"window strategies on {shown}, seeds {args.seeds}, {args.iterations} iterations")
+    with open(out / "window_strategies.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["strategy", "seed", "iteration", "cost", "heldout_reward"])
+        for r in runs:
+            for p in r["curve"]:
+                w.writerow([r["strategy"], r["seed"], p["iteration"], f"{p['cost']:.0f}", f"{p['reward']:.4f}"])
+    path = write_result("window_strategies", {"config": shown, "overrides": overrides, "seeds": args.seeds,
+                                              "iterations": args.iterations, "eval_every": args.eval_every,
+                                              "eval_prompts": args.eval_prompts, "summary": rows, "runs": runs}, out)
+    print(f"wrote {path}, window_strategies.csv and window_strategies.png")
+
+
+if __name__ == "__main__":
+    main()
