@@ -45,7 +45,7 @@ def _fmt(v: float) -> str:
 def line_chart(path: str, series: list[Series], title: str = "", xlabel: str = "", ylabel: str = "",
                size: tuple[int, int] = (900, 560), ylim: tuple[float, float] | None = None) -> None:
     w, h = size
-    left, right, top, bottom = 80, 200, 40, 60
+    left, right, top, bottom = 80, 200, 56, 60
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
@@ -69,9 +69,9 @@ def line_chart(path: str, series: list[Series], title: str = "", xlabel: str = "
         d.line([(xx, top), (xx, h - bottom)], fill=(230, 230, 230))
         d.text((xx, h - bottom + 8), _fmt(t), fill="black", font=font, anchor="mt")
     d.rectangle([left, top, w - right, h - bottom], outline="black")
-    d.text((w / 2, 12), title, fill="black", font=font, anchor="mt")
+    d.text((w / 2, 8), title, fill="black", font=font, anchor="mt")
     d.text(((left + w - right) / 2, h - 22), xlabel, fill="black", font=font, anchor="mt")
-    d.text((8, top - 24), ylabel, fill="black", font=font)
+    d.text((8, top - 20), ylabel, fill="black", font=font)
     band = Image.new("RGBA", size, (0, 0, 0, 0))
     bd = ImageDraw.Draw(band)
     for i, s in enumerate(series):

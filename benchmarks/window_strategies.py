@@ -12,7 +12,8 @@ Cost is cost_fwd_equiv summed over the training iterations (core/cost.py: rows t
 sampler ran + 3 x rows the learner differentiated); evaluation is not counted (the
 same for every strategy).
 
-Prints the table, writes benchmarks/results/window_strategies.{json,csv} and
+Each finished run is appended to window_strategies.runs.jsonl at once; --resume keeps
+those and runs only the missing (strategy, seed) pairs. Prints the table, writes benchmarks/results/window_strategies.{json,csv} and
 window_strategies.png (held-out reward against cumulative cost, mean over seeds with
 the range shaded), with machine, config and commit.
 
@@ -25,7 +26,8 @@ import argparse
 import csv
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--eval-prompts", type=int, default=48)
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one torch thread each")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in window_strategies.runs.jsonl")
     args, overrides = ap.parse_known_args()
     unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
     if unknown:
@@ -148,9 +151,24 @@ def main() -> None:
     load_config(args.config, overrides)  # a bad config fails here, before any run starts
     tasks = [(args.config, overrides, s, int(seed), args.iterations, args.eval_every, args.eval_prompts)
              for seed in args.seeds.split(",") for s in args.strategies.split(",")]
-    print(f"{len(tasks)} runs, {args.jobs} at a time", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "window_strategies.runs.jsonl"       # each finished run at once: nothing lost if stopped
+    done = [json.loads(x) for x in log.read_text().splitlines()] if args.resume and log.is_file() else []
+    have = {(r["strategy"], r["seed"]) for r in done}
+    todo = [t for t in tasks if (t[2], t[3]) not in have]
+    if not args.resume:
+        log.write_text("")
+    print(f"{len(todo)} runs to do ({len(done)} kept from {log.name}), {args.jobs} at a time", flush=True)
+    runs = list(done)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        runs = list(pool.map(run_one, *zip(*tasks)))
+        for fut in as_completed([pool.submit(run_one, *t) for t in todo]):
+            runs.append(fut.result())
+            with open(log, "a") as f:
+                f.write(json.dumps(runs[-1]) + "\n")
+    order = {(s, int(seed)): i for i, (seed, s) in enumerate((seed, s) for seed in args.seeds.split(",")
+                                                              for s in args.strategies.split(","))}
+    runs = sorted((r for r in runs if (r["strategy"], r["seed"]) in order), key=lambda r: order[(r["strategy"], r["seed"])])
     rows = summarise(runs)
     print(f"\n{'strategy':<14}{'start':>7}{'final':>8}{'+-':>7}{'cost':>9}{'vs full':>8}{'reach full':>11}{'steps':>7}")
     for r in rows:
@@ -163,7 +181,6 @@ def main() -> None:
         ok = ada["reach_vs_full_cost"] <= 0.5 and ada["final_mean"] > full["final_mean"]
         print(f"\nadascope reaches full's final reward at {ada['reach_vs_full_cost']:.2f} of full's cost "
               f"(target <= 0.50) and ends {ada['final_mean'] - full['final_mean']:+.3f} vs full: {'PASS' if ok else 'FAIL'}")
-    out = Path(args.out)
     shown = Path(args.config).resolve()
     shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
     plot(runs, out / "window_strategies.png", f"window strategies on {shown}, seeds {args.seeds}, {args.iterations} iterations")
