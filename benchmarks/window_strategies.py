@@ -53,13 +53,10 @@ EVAL_SEED = 777
 
 def heldout_reward(loop: InProcessLoop, prompts: list[str]) -> dict:
     """scene_check on the held-out prompts, sampled by the loop's current policy."""
-    from adascope_ray.rewards.scene_check import CHECKS, SceneCheck
-    from adascope_ray.types import PromptBatch
+    from adascope_ray.world.evaluate import score_sampler
 
-    r = loop.sampler.sample(PromptBatch(prompts=prompts, group_ids=np.arange(len(prompts)), seed=EVAL_SEED,
-                                        policy_version=loop.sampler.version))
-    scores, parts = SceneCheck().breakdown(r.images, prompts)
-    return {"reward": float(scores.mean()), **{c: float(np.nanmean(parts[c])) for c in CHECKS}}
+    out = score_sampler(loop.sampler, prompts, EVAL_SEED)
+    return {"reward": out["reward_mean"], **{k.removeprefix("check/"): v for k, v in out.items() if k.startswith("check/")}}
 
 
 def run_one(config: str, overrides: list[str], strategy: str, seed: int, iterations: int, eval_every: int,
@@ -106,10 +103,11 @@ def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     for s, rs in by.items():
         finals = [r["curve"][-1]["reward"] for r in rs]
+        cost = float(np.mean([r["cost"] for r in rs]))
         reach = cost_to_reach(*mean_curve[s], full_final)
         rows.append({"strategy": s, "seeds": [r["seed"] for r in rs], "final_mean": float(np.mean(finals)),
                      "final_std": float(np.std(finals)), "finals": finals, "start": rs[0]["curve"][0]["reward"],
-                     "cost": float(np.mean([r["cost"] for r in rs])), "cost_vs_full": float(np.mean([r["cost"] for r in rs]) / full_cost),
+                     "cost": cost, "cost_vs_full": cost / full_cost,
                      "cost_to_full_final": reach, "reach_vs_full_cost": reach / full_cost,
                      "steps_per_traj": float(np.mean([t["steps_per_traj"] for r in rs for t in r["train"]])),
                      "window_start": float(np.mean([t["window_start"] for r in rs for t in r["train"]]))})
@@ -166,8 +164,7 @@ def main() -> None:
             runs.append(fut.result())
             with open(log, "a") as f:
                 f.write(json.dumps(runs[-1]) + "\n")
-    order = {(s, int(seed)): i for i, (seed, s) in enumerate((seed, s) for seed in args.seeds.split(",")
-                                                              for s in args.strategies.split(","))}
+    order = {(t[2], t[3]): i for i, t in enumerate(tasks)}          # (strategy, seed) -> position
     runs = sorted((r for r in runs if (r["strategy"], r["seed"]) in order), key=lambda r: order[(r["strategy"], r["seed"])])
     rows = summarise(runs)
     print(f"\n{'strategy':<14}{'start':>7}{'final':>8}{'+-':>7}{'cost':>9}{'vs full':>8}{'reach full':>11}{'steps':>7}")

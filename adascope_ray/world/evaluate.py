@@ -21,25 +21,31 @@ def heldout_prompts(n: int = 64) -> list[str]:
     return dataset(n, seed=HELDOUT_SEED, size=8)[1]
 
 
+def score_sampler(sampler, prompts: list[str], seed: int) -> dict:
+    """Sample the prompts with the sampler's current weights and noise seed, score them
+    with scene_check: mean reward, per-check means ("check/<name>"), images."""
+    from ..rewards.scene_check import CHECKS, SceneCheck
+    from ..types import PromptBatch
+
+    rollout = sampler.sample(PromptBatch(prompts=prompts, group_ids=np.arange(len(prompts)), seed=seed,
+                                         policy_version=sampler.version))
+    scores, parts = SceneCheck().breakdown(rollout.images, prompts)
+    return {"reward_mean": float(scores.mean()), "samples": len(prompts),
+            **{f"check/{k}": float(np.nanmean(parts[k])) for k in CHECKS}, "images": rollout.images, "prompts": prompts}
+
+
 def evaluate(model_path: str, prompts: list[str], samples_per_prompt: int = 1, seed: int = 0,
              num_steps: int = 16, guidance_scale: float = 4.5, eta: float = 1.0, cache_dir: str | None = None) -> dict:
     """Mean scene_check reward and per-check means over the samples; images for a grid."""
     from ..config import config_from_dict
-    from ..rewards.scene_check import CHECKS, SceneCheck
     from ..rollout import Sampler
-    from ..types import PromptBatch
 
     model = {"path": model_path, **({"cache_dir": cache_dir} if cache_dir else {})}
     cfg = config_from_dict({"data": {"prompts": prompts}, "model": model,
                             "sampling": {"num_steps": num_steps, "guidance_scale": guidance_scale, "eta": eta},
                             "sampler": {"batch_size": 32}})
     sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)  # the base weights, no update published
-    rep = [p for p in prompts for _ in range(samples_per_prompt)]
-    rollout = sampler.sample(PromptBatch(prompts=rep, group_ids=np.arange(len(rep)), seed=seed,
-                                         policy_version=sampler.version))
-    scores, parts = SceneCheck().breakdown(rollout.images, rep)
-    return {"reward_mean": float(scores.mean()), "samples": len(rep),
-            **{f"check/{k}": float(np.nanmean(parts[k])) for k in CHECKS}, "images": rollout.images, "prompts": rep}
+    return score_sampler(sampler, [p for p in prompts for _ in range(samples_per_prompt)], seed)
 
 
 def main(argv: list[str] | None = None) -> int:
