@@ -18,7 +18,8 @@ window_strategies.png (held-out reward against cumulative cost, mean over seeds 
 the range shaded), with machine, config and commit.
 
 Passing, the paper's headline: adascope reaches full's final held-out reward (means
-over seeds) at <= 50 % of full's total cost, and ends higher than full.
+over seeds) at <= 50 % of full's total cost, and ends higher than full. No verdict when full
+itself ends no higher than the start.
 """
 from __future__ import annotations
 
@@ -92,6 +93,21 @@ def cost_to_reach(costs: np.ndarray, rewards: np.ndarray, target: float) -> floa
             f = (target - rewards[j - 1]) / (rewards[j] - rewards[j - 1])
             return float(costs[j - 1] + f * (costs[j] - costs[j - 1]))
     return float("inf")
+
+
+def verdict(rows: list[dict]) -> str:
+    """PASS / FAIL against the headline; NO VERDICT when full itself did not improve on the
+    start (then "reaching full's final reward" is free and says nothing)."""
+    ada = next((r for r in rows if r["strategy"] == "adascope"), None)
+    full = next((r for r in rows if r["strategy"] == "full"), None)
+    if ada is None or full is None:
+        return "NO VERDICT: needs both full and adascope"
+    if not full["final_mean"] > full["start"]:
+        return (f"NO VERDICT: full did not improve ({full['start']:.3f} -> {full['final_mean']:.3f}), "
+                "so reaching its final reward costs nothing")
+    ok = ada["reach_vs_full_cost"] <= 0.5 and ada["final_mean"] > full["final_mean"]
+    return (f"adascope reaches full's final reward at {ada['reach_vs_full_cost']:.2f} of full's cost "
+            f"(target <= 0.50) and ends {ada['final_mean'] - full['final_mean']:+.3f} vs full: {'PASS' if ok else 'FAIL'}")
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -172,12 +188,7 @@ def main() -> None:
         reach = f"{r['reach_vs_full_cost']:.2f}" if np.isfinite(r["reach_vs_full_cost"]) else "never"
         print(f"{r['strategy']:<14}{r['start']:>7.3f}{r['final_mean']:>8.3f}{r['final_std']:>7.3f}{r['cost']:>9.0f}"
               f"{r['cost_vs_full']:>8.2f}{reach:>11}{r['steps_per_traj']:>7.1f}")
-    ada = next((r for r in rows if r["strategy"] == "adascope"), None)
-    full = next((r for r in rows if r["strategy"] == "full"), None)
-    if ada and full:
-        ok = ada["reach_vs_full_cost"] <= 0.5 and ada["final_mean"] > full["final_mean"]
-        print(f"\nadascope reaches full's final reward at {ada['reach_vs_full_cost']:.2f} of full's cost "
-              f"(target <= 0.50) and ends {ada['final_mean'] - full['final_mean']:+.3f} vs full: {'PASS' if ok else 'FAIL'}")
+    print("\n" + verdict(rows))
     shown = Path(args.config).resolve()
     shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
     plot(runs, out / "window_strategies.png", f"window strategies on {shown}, seeds {args.seeds}, {args.iterations} iterations")
@@ -189,7 +200,7 @@ def main() -> None:
                 w.writerow([r["strategy"], r["seed"], p["iteration"], f"{p['cost']:.0f}", f"{p['reward']:.4f}"])
     path = write_result("window_strategies", {"config": shown, "overrides": overrides, "seeds": args.seeds,
                                               "iterations": args.iterations, "eval_every": args.eval_every,
-                                              "eval_prompts": args.eval_prompts, "summary": rows, "runs": runs}, out)
+                                              "eval_prompts": args.eval_prompts, "summary": rows, "verdict": verdict(rows), "runs": runs}, out)
     print(f"wrote {path}, window_strategies.csv and window_strategies.png")
 
 
