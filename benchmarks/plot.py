@@ -48,7 +48,7 @@ def line_chart(path: str, series: list[Series], title: str = "", xlabel: str = "
     left, right, top, bottom = 80, 200, 56, 60
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=14)
     xs = [x for s in series for x in s.xs]
     ys = [y for s in series for y in (s.ys + (s.lo or []) + (s.hi or [])) if math.isfinite(y)]
     x0, x1 = min(xs), max(xs)

@@ -47,7 +47,10 @@ STRATEGIES = {
     "fraction-0.5": {"window.strategy": "fraction", "window.fraction": 0.5},
     "random_window": {"window.strategy": "random_window"},
     "sliding": {"window.strategy": "sliding"},
-    "adascope": {"window.strategy": "adascope"},
+    "adascope": {"window.strategy": "adascope"},            # the config's own (calibrated) thresholds
+    # the package's default thresholds and the Theorem 2 prior, before calibration
+    "adascope-uncalibrated": {"window.strategy": "adascope", "window.tau_s": 0.5, "window.tau_e": 0.95,
+                              "window.eps_conv": 0.02, "window.use_prior": True},
 }
 EVAL_SEED = 777
 
@@ -183,10 +186,10 @@ def main() -> None:
     order = {(t[2], t[3]): i for i, t in enumerate(tasks)}          # (strategy, seed) -> position
     runs = sorted((r for r in runs if (r["strategy"], r["seed"]) in order), key=lambda r: order[(r["strategy"], r["seed"])])
     rows = summarise(runs)
-    print(f"\n{'strategy':<14}{'start':>7}{'final':>8}{'+-':>7}{'cost':>9}{'vs full':>8}{'reach full':>11}{'steps':>7}")
+    print(f"\n{'strategy':<23}{'start':>7}{'final':>8}{'+-':>7}{'cost':>9}{'vs full':>8}{'reach full':>11}{'steps':>7}")
     for r in rows:
         reach = f"{r['reach_vs_full_cost']:.2f}" if np.isfinite(r["reach_vs_full_cost"]) else "never"
-        print(f"{r['strategy']:<14}{r['start']:>7.3f}{r['final_mean']:>8.3f}{r['final_std']:>7.3f}{r['cost']:>9.0f}"
+        print(f"{r['strategy']:<23}{r['start']:>7.3f}{r['final_mean']:>8.3f}{r['final_std']:>7.3f}{r['cost']:>9.0f}"
               f"{r['cost_vs_full']:>8.2f}{reach:>11}{r['steps_per_traj']:>7.1f}")
     print("\n" + verdict(rows))
     shown = Path(args.config).resolve()
