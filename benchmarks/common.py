@@ -5,10 +5,12 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def commit() -> str:
@@ -21,6 +23,12 @@ def commit() -> str:
 def machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "python": platform.python_version()}
+
+
+def shown_config(path: str | Path) -> str:
+    """A config's path as results record it: relative to the project, else its file name."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
 def write_result(name: str, payload: dict, out_dir: str | Path | None = None) -> Path:
@@ -38,9 +46,6 @@ class InProcessLoop:
     the Learner of one config, the sampler holding the learner's first weights."""
 
     def __init__(self, cfg):
-        import sys
-
-        sys.path.insert(0, str(ROOT))
         from adascope_ray.data import PromptSchedule
         from adascope_ray.learner import Learner
         from adascope_ray.rewards import build_scorer

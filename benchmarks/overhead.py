@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, InProcessLoop, write_result
+from common import ROOT, InProcessLoop, shown_config, write_result
 
 sys.path.insert(0, str(ROOT))
 
@@ -76,8 +76,7 @@ def main() -> None:
         print(f"{k:<12}{single.get(k, float('nan')):>10.3f}{served.get(k, float('nan')):>11.3f}")
     verdict = "PASS" if ratio <= 1.10 else "FAIL"
     print(f"\nservice / single-process iteration time: {ratio:.3f} (target <= 1.10): {verdict}")
-    shown = Path(args.config).resolve()
-    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    shown = shown_config(args.config)
     path = write_result("overhead", {"config": shown, "overrides": overrides, "single_process": single,
                                      "service": served, "ratio": ratio, "target": 1.10, "verdict": verdict})
     print(f"wrote {path.relative_to(ROOT)}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, write_result
+from common import ROOT, shown_config, write_result
 
 sys.path.insert(0, str(ROOT))
 
@@ -138,6 +138,8 @@ def main() -> None:
         rise = np.clip(np.diff(G), 0, None)                                  # (K,): action j's share G_{j+1} - G_j
         return float(rise[win[0] : win[1]].sum() / max(rise.sum(), 1e-9))
 
+    calib_cover, default_cover = covered(calib_win), covered(default_win)
+
     print(f"{'k':>3}{'S_k':>7}{'C_k':>7}{'D_k':>7}{'psi_pool':>9}{'psi_full':>9}{'G_k':>7}{'F_k':>7}{'R(x0_k)':>9}")
     for j in range(k):
         print(f"{j:>3}{Sm[j]:>7.3f}{Cm[j]:>7.3f}{Dm[j]:>7.3f}{psi_pool[j]:>9.3f}{psi_full[j]:>9.3f}{G[j]:>7.3f}{F[j]:>7.3f}{R[j]:>9.3f}")
@@ -145,9 +147,9 @@ def main() -> None:
     print(f"reward variance decided: actions [{k_open}, {k_close}) take G from < {args.open} to >= {args.close}")
     print(f"calibrated: tau_s {tau_s:.3f}, tau_e {tau_e:.3f}, eps_conv {eps:.3f}")
     print(f"default thresholds (tau_s {w.tau_s}, tau_e {w.tau_e}, eps_conv {w.eps_conv}): window [{default_win[0]}, {default_win[1]}) "
-          f"covers {covered(default_win):.2f} of the decided variance")
-    ok = covered(calib_win) >= args.cover
-    print(f"calibrated thresholds: window [{calib_win[0]}, {calib_win[1]}) covers {covered(calib_win):.2f} "
+          f"covers {default_cover:.2f} of the decided variance")
+    ok = calib_cover >= args.cover
+    print(f"calibrated thresholds: window [{calib_win[0]}, {calib_win[1]}) covers {calib_cover:.2f} "
           f"(target >= {args.cover}): {'PASS' if ok else 'FAIL'}")
 
     out = Path(args.out)
@@ -165,8 +167,7 @@ def main() -> None:
         Series("F_k outcome visible", ks, list(F), color=(90, 90, 90)),
     ], title=f"signals on held-out world prompts ({n} samples; bands 10-90 %); calibrated window [{calib_win[0]}, {calib_win[1]})",
         xlabel="denoising step k", ylabel="value", ylim=(-0.1, 1.05))
-    shown = Path(args.config).resolve()
-    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    shown = shown_config(args.config)
     path = write_result("signal_curves", {
         "config": shown, "overrides": overrides, "samples": n, "steps": k,
         "curves": {"S": Sm.tolist(), "C": Cm.tolist(), "D": np.nan_to_num(Dm, posinf=-1).tolist(),
@@ -176,9 +177,9 @@ def main() -> None:
         "final_reward": float(final_scores.mean()), "final_checks": {c: float(np.nanmean(final_parts[c])) for c in CHECKS},
         "prior": {"k_lo": k_lo, "k_hi": k_hi, "var_pooled": var_pooled, "var_full": var_full},
         "calibrated": {"tau_s": tau_s, "tau_e": tau_e, "eps_conv": eps, "k_open": k_open, "k_close": k_close,
-                       "window": calib_win, "covers": covered(calib_win)},
+                       "window": calib_win, "covers": calib_cover},
         "default": {"tau_s": w.tau_s, "tau_e": w.tau_e, "eps_conv": w.eps_conv, "window": default_win,
-                    "covers": covered(default_win)}, "pass": ok}, out)
+                    "covers": default_cover}, "pass": ok}, out)
     print(f"wrote {path} and signal_curves.png")
 
 

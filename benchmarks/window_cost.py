@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, InProcessLoop, write_result
+from common import ROOT, InProcessLoop, shown_config, write_result
 
 sys.path.insert(0, str(ROOT))
 
@@ -56,8 +56,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     args, overrides = ap.parse_known_args()
     cfg = load_config(args.config, overrides)
-    shown = Path(args.config).resolve()
-    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    shown = shown_config(args.config)
     results = [run_strategy(cfg, s, args.iterations) for s in args.strategies.split(",")]
     full = next((r for r in results if r["strategy"] == "full"), None)
     print(f"\n{'strategy':<14}{'cost/iter':>10}{'vs full':>9}{'steps/traj':>11}{'sample s':>9}{'update s':>9}{'reward':>9}")

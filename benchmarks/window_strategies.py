@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, InProcessLoop, write_result
+from common import ROOT, InProcessLoop, shown_config, write_result
 
 sys.path.insert(0, str(ROOT))
 
@@ -113,10 +113,20 @@ def verdict(rows: list[dict]) -> str:
             f"(target <= 0.50) and ends {ada['final_mean'] - full['final_mean']:+.3f} vs full: {'PASS' if ok else 'FAIL'}")
 
 
+def by_strategy(runs: list[dict]) -> dict[str, list[dict]]:
+    """The runs of each strategy present, in STRATEGIES' order."""
+    return {s: [r for r in runs if r["strategy"] == s] for s in STRATEGIES if any(r["strategy"] == s for r in runs)}
+
+
+def curves(rs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative cost and held-out reward at each evaluation, one row per seed: (seeds, E) x2."""
+    return (np.array([[p["cost"] for p in r["curve"]] for r in rs]),
+            np.array([[p["reward"] for p in r["curve"]] for r in rs]))
+
+
 def summarise(runs: list[dict]) -> list[dict]:
-    by = {s: [r for r in runs if r["strategy"] == s] for s in STRATEGIES if any(r["strategy"] == s for r in runs)}
-    mean_curve = {s: (np.mean([[p["cost"] for p in r["curve"]] for r in rs], 0),
-                      np.mean([[p["reward"] for p in r["curve"]] for r in rs], 0)) for s, rs in by.items()}
+    by = by_strategy(runs)
+    mean_curve = {s: tuple(a.mean(0) for a in curves(rs)) for s, rs in by.items()}
     full_final = mean_curve["full"][1][-1] if "full" in by else float("nan")
     full_cost = mean_curve["full"][0][-1] if "full" in by else float("nan")
     rows = []
@@ -137,13 +147,9 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     from plot import Series, line_chart
 
     series = []
-    for s in STRATEGIES:
-        rs = [r for r in runs if r["strategy"] == s]
-        if not rs:
-            continue
-        c = np.array([[p["cost"] for p in r["curve"]] for r in rs]).mean(0) / 1e3
-        y = np.array([[p["reward"] for p in r["curve"]] for r in rs])
-        series.append(Series(s, list(c), list(y.mean(0)), list(y.min(0)), list(y.max(0))))
+    for s, rs in by_strategy(runs).items():
+        c, y = curves(rs)
+        series.append(Series(s, list(c.mean(0) / 1e3), list(y.mean(0)), list(y.min(0)), list(y.max(0))))
     line_chart(str(path), series, title=title, xlabel="cumulative training cost (thousand forward-pass equivalents)",
                ylabel="held-out scene_check reward (mean over seeds, range shaded)")
 
@@ -191,9 +197,9 @@ def main() -> None:
         reach = f"{r['reach_vs_full_cost']:.2f}" if np.isfinite(r["reach_vs_full_cost"]) else "never"
         print(f"{r['strategy']:<23}{r['start']:>7.3f}{r['final_mean']:>8.3f}{r['final_std']:>7.3f}{r['cost']:>9.0f}"
               f"{r['cost_vs_full']:>8.2f}{reach:>11}{r['steps_per_traj']:>7.1f}")
-    print("\n" + verdict(rows))
-    shown = Path(args.config).resolve()
-    shown = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else shown.name
+    said = verdict(rows)
+    print("\n" + said)
+    shown = shown_config(args.config)
     plot(runs, out / "window_strategies.png", f"window strategies on {shown}, seeds {args.seeds}, {args.iterations} iterations")
     with open(out / "window_strategies.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -203,7 +209,7 @@ def main() -> None:
                 w.writerow([r["strategy"], r["seed"], p["iteration"], f"{p['cost']:.0f}", f"{p['reward']:.4f}"])
     path = write_result("window_strategies", {"config": shown, "overrides": overrides, "seeds": args.seeds,
                                               "iterations": args.iterations, "eval_every": args.eval_every,
-                                              "eval_prompts": args.eval_prompts, "summary": rows, "verdict": verdict(rows), "runs": runs}, out)
+                                              "eval_prompts": args.eval_prompts, "summary": rows, "verdict": said, "runs": runs}, out)
     print(f"wrote {path}, window_strategies.csv and window_strategies.png")
 
 

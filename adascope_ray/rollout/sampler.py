@@ -102,9 +102,9 @@ class Sampler:
     def trace(self, prompts: list[str], seed: int) -> dict[str, np.ndarray]:
         """One chunk as `sample` draws it, plus what the signals look at: the decoded
         prediction decode(x̂0_k) of every step, "step_images" (b, K, H, W, 3) uint8."""
-        return self._sample_chunk(prompts, seed, keep_x0=True)
+        return self._sample_chunk(prompts, seed, decode_steps=True)
 
-    def _sample_chunk(self, prompts: list[str], seed: int, keep_x0: bool = False) -> dict[str, np.ndarray]:
+    def _sample_chunk(self, prompts: list[str], seed: int, decode_steps: bool = False) -> dict[str, np.ndarray]:
         b = len(prompts)
         gen = torch.Generator("cpu").manual_seed(seed)
         cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
@@ -134,8 +134,8 @@ class Sampler:
             "var_full": final.flatten(1).var(1).cpu().numpy(),
             "images": self._decode(x),
             "rows": np.asarray(self.policy.forward_rows - rows0),
-            **({"step_images": np.stack([self._decode(x0[:, k].to(self.device)) for k in range(x0.shape[1])], 1)}
-               if keep_x0 else {}),
+            **({"step_images": np.stack([self._decode(x0[:, k]) for k in range(x0.shape[1])], 1)}
+               if decode_steps else {}),
         }
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
