@@ -175,6 +175,7 @@ class RewardComponentConfig(_Strict):
     url: str | None = Field(None, pattern=r"^https?://", description="http: the external reward server's endpoint.")
     protocol: Literal["json", "pickle"] = Field("json", description="http: payload convention: 'json' (base64 JPEGs, this project's own endpoint) or 'pickle' (JPEG bytes, the ddpo-pytorch / flow_grpo reward servers).")
     request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
+    partial_credit: bool = Field(False, description="scene_check: graded checks (how near each is to passing) in place of pass / fail; a denser training signal. Held-out evaluation stays pass / fail.")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
     autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
@@ -191,6 +192,8 @@ class RewardComponentConfig(_Strict):
             raise ValueError(f"reward {self.name}: url is required for 'http' and only for it")
         if self.name in MODEL_REWARDS and not self.path:
             raise ValueError(f"reward {self.name}: path (the CLIP weights folder) is required")
+        if self.partial_credit and self.name != "scene_check":
+            raise ValueError(f"reward {self.name}: partial_credit applies to 'scene_check' only")
         if (self.name == "aesthetic") != (self.head_path is not None):
             raise ValueError(f"reward {self.name}: head_path is required for 'aesthetic' and only for it")
         return self
@@ -204,6 +207,8 @@ class RewardComponentConfig(_Strict):
                     "device": self.device, "dtype": self.dtype}
         if self.name == "ocr":
             return {"path": self.path}
+        if self.name == "scene_check":
+            return {"graded": self.partial_credit}
         if self.name in MODEL_REWARDS:
             opts = {"path": self.path, "processor_path": self.processor_path, "device": self.device, "dtype": self.dtype}
             return {**opts, "head_path": self.head_path} if self.name == "aesthetic" else opts

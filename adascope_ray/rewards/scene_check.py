@@ -11,6 +11,21 @@ idea with colour segmentation in place of a model).
              background  1 if the image's non-blob pixels are nearest the named colour
     score  = mean of the checks that apply, in [0, 1]
 
+Partial credit (`graded=True`, a training signal; held-out evaluation stays binary):
+each check becomes a number that moves with how near the image is to passing, and is
+1 exactly where the binary check is 1 (up to the soft edges below):
+             color       share of the named colour's expected area that is there:
+                         min(1, n_c / (count · A_1)), A_1 the area the world draws one
+                         shape with (radius r = size/8): disc π r², square (1.7 r)²,
+                         triangle 1.8 r²
+             count       2^(−|blobs − count|)
+             shape       mean over blobs of p(named form), the binary rule's two
+                         thresholds (TAPER, SQUARE_FILL) made logistic with width 0.03
+             position    mean over blobs of σ(signed distance of the centre into the
+                         named half / 0.025 of the image side)
+             background  1 − ‖median − named colour‖ / (the largest distance between two
+                         background colours), clipped at 0
+
 Segmentation: a pixel belongs to an object colour c when it is nearer c than any other
 object or background colour and within COLOR_RADIUS of c; blobs are 4-connected
 regions of one colour with at least MIN_AREA_FRAC of the image. Form: a triangle
@@ -31,6 +46,7 @@ COLOR_RADIUS = 110.0     # RGB distance within which a pixel can count as an obj
 MIN_AREA_FRAC = 0.004    # 4 px of a 32 px image
 SQUARE_FILL = 0.84       # share of its bounding box a square fills (a disc: π/4 ≈ 0.79)
 TAPER = 0.7              # upper-half / lower-half pixels below this: a triangle (apex up)
+SOFT_FORM, SOFT_POS = 0.03, 0.025  # widths of the graded checks' soft edges
 _COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
 
 
@@ -86,25 +102,50 @@ def _blobs(mask: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def shape_of(blob: np.ndarray) -> str:
-    """blob: (n, 2) pixel (y, x). Triangle (apex up) when its upper half is much
-    narrower than its lower half; else square when it fills its box, else circle."""
+def _form(blob: np.ndarray) -> tuple[float, float]:
+    """blob: (n, 2) pixel (y, x) -> (taper, fill): pixels above / below its box's middle
+    row (inf when none below), and the share of its bounding box it fills."""
     y, x = blob[:, 0], blob[:, 1]
     h, w = int(y.max() - y.min() + 1), int(x.max() - x.min() + 1)
     mid = (y.min() + y.max()) / 2
-    upper, lower = (y < mid).sum(), (y > mid).sum()  # pixels above / below the box's middle row
-    if lower and upper / lower < TAPER:
+    upper, lower = (y < mid).sum(), (y > mid).sum()
+    return (upper / lower if lower else np.inf), len(blob) / (h * w)
+
+
+def shape_of(blob: np.ndarray) -> str:
+    """Triangle (apex up) when its upper half is much narrower than its lower half;
+    else square when it fills its box, else circle."""
+    taper, fill = _form(blob)
+    if taper < TAPER:
         return "triangle"
-    return "square" if len(blob) / (h * w) > SQUARE_FILL else "circle"
+    return "square" if fill > SQUARE_FILL else "circle"
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
+
+
+def shape_prob(blob: np.ndarray, shape: str) -> float:
+    """shape_of's two decisions made soft: p(triangle) = σ((TAPER − taper) / w),
+    p(square) = (1 − p(triangle)) σ((fill − SQUARE_FILL) / w), circle the rest."""
+    taper, fill = _form(blob)
+    tri = _sigmoid((TAPER - taper) / SOFT_FORM)
+    sq = _sigmoid((fill - SQUARE_FILL) / SOFT_FORM)
+    return {"triangle": tri, "square": (1 - tri) * sq, "circle": (1 - tri) * (1 - sq)}[shape]
+
+
+def into_region(cy: float, cx: float, position: str) -> float:
+    """(cy, cx) in [0, 1] image coordinates -> signed distance into the named half."""
+    return {"left": 0.5 - cx, "right": cx - 0.5, "top": 0.5 - cy, "bottom": cy - 0.5}[position]
 
 
 def in_region(cy: float, cx: float, position: str) -> bool:
-    """(cy, cx) in [0, 1] image coordinates."""
-    return {"left": cx < 0.5, "right": cx > 0.5, "top": cy < 0.5, "bottom": cy > 0.5}[position]
+    return into_region(cy, cx, position) > 0
 
 
-def check_image(image: np.ndarray, claim: Claim) -> dict[str, float]:
-    """image: (H, W, 3) uint8 -> {check: value in [0, 1]} for the checks that apply."""
+def check_image(image: np.ndarray, claim: Claim, graded: bool = False) -> dict[str, float]:
+    """image: (H, W, 3) uint8 -> {check: value in [0, 1]} for the checks that apply;
+    graded: partial credit (module docstring) in place of pass / fail."""
     h, w, _ = image.shape
     px = image.reshape(-1, 3).astype(np.float32)
     dist = np.linalg.norm(px[:, None, :] - _COLS[None], axis=-1)       # (H·W, palette)
@@ -115,27 +156,48 @@ def check_image(image: np.ndarray, claim: Claim) -> dict[str, float]:
     target = _NAMES.index(claim.color)
     mask = ((nearest == target) & (dist[:, target] < COLOR_RADIUS)).reshape(h, w)
     blobs = [b for b in _blobs(mask) if len(b) >= MIN_AREA_FRAC * h * w]
-    out = {"color": float(bool(blobs)), "count": float(len(blobs) == claim.count),
-           "shape": float(np.mean([shape_of(b) == claim.shape for b in blobs])) if blobs else 0.0}
-    if claim.position is not None:
-        out["position"] = (float(np.mean([in_region(b[:, 0].mean() / h, b[:, 1].mean() / w, claim.position)
-                                           for b in blobs])) if blobs else 0.0)
+    centres = [(b[:, 0].mean() / h, b[:, 1].mean() / w) for b in blobs]   # (cy, cx) in [0, 1]
+    mean = lambda v: float(np.mean(v)) if blobs else 0.0                  # noqa: E731  no blob: 0
+    if graded:
+        area_1 = {"circle": np.pi, "square": 1.7 ** 2, "triangle": 1.8}[claim.shape] * (h / 8) * (w / 8)
+        out = {"color": min(1.0, float(mask.sum()) / (claim.count * area_1)),
+               "count": 2.0 ** -abs(len(blobs) - claim.count),
+               "shape": mean([shape_prob(b, claim.shape) for b in blobs])}
+        if claim.position is not None:
+            out["position"] = mean([_sigmoid(into_region(cy, cx, claim.position) / SOFT_POS) for cy, cx in centres])
+    else:
+        out = {"color": float(bool(blobs)), "count": float(len(blobs) == claim.count),
+               "shape": mean([shape_of(b) == claim.shape for b in blobs])}
+        if claim.position is not None:
+            out["position"] = mean([in_region(cy, cx, claim.position) for cy, cx in centres])
     if claim.background is not None:
-        rest = px[~objects]
-        bg_names = list(BACKGROUNDS)
-        if len(rest):
-            med = np.median(rest, axis=0)
-            guess = bg_names[int(np.linalg.norm(np.asarray(list(BACKGROUNDS.values()), np.float32) - med, axis=1).argmin())]
-            out["background"] = float(guess == claim.background)
-        else:
-            out["background"] = 0.0
+        out["background"] = _background(px[~objects], claim.background, graded)
     return out
 
 
+def _background(rest: np.ndarray, named: str, graded: bool) -> float:
+    """rest: (n, 3) the non-object pixels. Binary: their median is nearest the named
+    background colour; graded: 1 − its distance from the named colour, in units of the
+    largest distance between two background colours (black to white)."""
+    if not len(rest):
+        return 0.0
+    cols = np.asarray(list(BACKGROUNDS.values()), np.float32)
+    d = np.linalg.norm(cols - np.median(rest, axis=0), axis=1)          # (backgrounds,)
+    i = list(BACKGROUNDS).index(named)
+    if not graded:
+        return float(d.argmin() == i)
+    span = max(np.linalg.norm(a - b) for a in cols for b in cols)
+    return float(max(0.0, 1 - d[i] / span))
+
+
 class SceneCheck:
-    """score = mean of the applicable checks; `checks(...)` gives the breakdown."""
+    """score = mean of the applicable checks; `breakdown(...)` gives them one by one.
+    graded=True gives partial credit (module docstring)."""
 
     name = "scene_check"
+
+    def __init__(self, graded: bool = False):
+        self.graded = graded
 
     def breakdown(self, images: np.ndarray, prompts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         claims = [parse_prompt(p) for p in prompts]
@@ -143,7 +205,7 @@ class SceneCheck:
         if bad is not None:
             raise ValueError(f"reward 'scene_check': {bad!r} is not a shapes-world prompt "
                              "(count, colour and shape words are needed)")
-        per = [check_image(im, c) for im, c in zip(images, claims)]
+        per = [check_image(im, c, self.graded) for im, c in zip(images, claims)]
         scores = np.asarray([np.mean(list(d.values())) for d in per], dtype=np.float32)
         # a check that does not apply to a prompt is NaN in the breakdown
         parts = {k: np.asarray([d.get(k, np.nan) for d in per], dtype=np.float32) for k in CHECKS}

@@ -56,6 +56,8 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["window.strategy=sliding", "window.size=99"])
     with pytest.raises(ConfigError, match="num_samplers"):
         load_config(Path(CONFIGS[0]), ["data.prompts_per_iteration=3", "sampler.num_samplers=2"])
+    with pytest.raises(ConfigError, match="partial_credit applies to 'scene_check' only"):
+        load_config(Path(CONFIGS[0]), ["rewards.components=[{name: color_match, partial_credit: true}]"])
     with pytest.raises(ConfigError, match="builtin:shapes is trained at 32 px, got 64"):
         load_config(Path(CONFIGS[0]), ["model.path=builtin:shapes", "model.resolution=64"])
 

@@ -80,3 +80,41 @@ def test_the_worlds_own_renders_pass_and_swapped_captions_fail():
     images, captions, _ = dataset(300, seed=11, size=64)
     assert SceneCheck()(images, captions).mean() > 0.99
     assert SceneCheck()(images, captions[1:] + captions[:1]).mean() < 0.4
+
+
+# partial credit on the same hand-drawn scene: two 7x7 red squares (49 px each) with
+# centres (y, x) = (8, 8) and (22, 9), i.e. x = 8/32 and 9/32, on gray (128, 128, 128).
+# Expected areas at 32 px (r = 4): square (1.7 r)^2 = 46.24, disc pi r^2 = 50.27.
+# Each square: taper 1 (as many pixels above its middle row as below), fill 1, so
+#   p(triangle) = s((0.7 - 1) / 0.03) = s(-10) = 4.54e-5
+#   p(square)   = (1 - 4.54e-5) s((1 - 0.84) / 0.03) = s(5.333) = 0.99519
+#   p(circle)   = 1 - 4.54e-5 - 0.99519 = 0.00477
+# Position "left": s((0.5 - 8/32) / 0.025) = s(10) = 0.99995, s((0.5 - 9/32) / 0.025) = s(8.75) = 0.99984.
+# Background white: |(128,)*3 - (235,)*3| = 107 sqrt 3 = 185.33 against black to white
+# 215 sqrt 3 = 372.39: 1 - 0.49768 = 0.50232.
+@pytest.mark.parametrize("prompt,checks", [
+    ("two red squares on the left, gray background", [1.0, 1.0, 0.99519, 0.99990, 1.0]),
+    ("three red squares on the left, gray background", [98 / (3 * 46.24), 0.5, 0.99519, 0.99990, 1.0]),
+    ("two red circles on the right, gray background", [98 / (2 * 50.27), 1.0, 0.00477, 1.0 - 0.99990, 1.0]),
+    ("a red square, white background", [1.0, 0.5, 0.99519, None, 0.50232]),
+    ("two blue squares on the left, gray background", [0.0, 0.25, 0.0, 0.0, 1.0]),
+])
+def test_partial_credit_against_hand_worked_values(two_red_squares_left, prompt, checks):
+    score, parts = SceneCheck(graded=True).breakdown(two_red_squares_left[None], [prompt])
+    got = [None if np.isnan(parts[k][0]) else float(parts[k][0]) for k in ("color", "count", "shape", "position", "background")]
+    assert got == [None if c is None else pytest.approx(c, abs=2e-4) for c in checks]
+    assert score[0] == pytest.approx(np.mean([c for c in checks if c is not None]), abs=2e-4)
+
+
+def test_partial_credit_ranks_nearer_misses_higher():
+    """One white-background prompt: a light gray (175) still nearest gray fails the
+    background check as mid-gray does, but earns more partial credit."""
+    prompt = ["a red circle, white background"]
+    mid, light = canvas("gray"), np.full((32, 32, 3), 175, np.uint8)
+    for img in (mid, light):
+        paint(img, DISC(15, 15), "red")
+    binary = [SceneCheck()(im[None], prompt)[0] for im in (mid, light)]
+    graded = [SceneCheck(graded=True).breakdown(im[None], prompt)[1]["background"][0] for im in (mid, light)]
+    assert binary[0] == binary[1] == pytest.approx(0.75)  # colour, count, shape pass; background fails
+    # (235 - 175) sqrt 3 = 103.92 -> 1 - 103.92 / 372.39 = 0.72094; mid-gray 0.50232
+    assert graded == [pytest.approx(0.50232, abs=1e-4), pytest.approx(0.72094, abs=1e-4)]
