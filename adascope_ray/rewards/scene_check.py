@@ -12,8 +12,8 @@ idea with colour segmentation in place of a model).
     score  = mean of the checks that apply, in [0, 1]
 
 Partial credit (`graded=True`, a training signal; held-out evaluation stays binary):
-each check becomes a number that moves with how near the image is to passing, and is
-1 exactly where the binary check is 1 (up to the soft edges below):
+each check becomes a number that moves with how near the image is to passing; the
+world's own renders score 0.98 on average (pass / fail: 1.0):
              color       share of the named colour's expected area that is there:
                          min(1, n_c / (count · A_1)), A_1 the area the world draws one
                          shape with (radius r = size/8): disc π r², square (1.7 r)²,
