@@ -16,8 +16,8 @@ each check becomes a number that moves with how near the image is to passing; th
 world's own renders score 0.98 on average (pass / fail: 1.0):
              color       share of the named colour's expected area that is there:
                          min(1, n_c / (count · A_1)), A_1 the area the world draws one
-                         shape with (radius r = size/8): disc π r², square (1.7 r)²,
-                         triangle 1.8 r²
+                         shape with (world.scenes.shape_area; r = size/8): disc π r²,
+                         square (1.7 r)², triangle 1.8 r²
              count       2^(−|blobs − count|)
              shape       mean over blobs of p(named form), the binary rule's two
                          thresholds (TAPER, SQUARE_FILL) made logistic with width 0.03
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, POSITIONS, SHAPES, stripe_color
+from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, POSITIONS, SHAPES, shape_area, stripe_color
 
 CHECKS = ("color", "count", "shape", "position", "background")
 COLOR_RADIUS = 110.0     # RGB distance within which a pixel can count as an object colour
@@ -80,6 +80,8 @@ def _palette() -> tuple[list[str], np.ndarray]:
 
 
 _NAMES, _COLS = _palette()
+_BG_COLS = np.asarray(list(BACKGROUNDS.values()), np.float32)                        # (backgrounds, 3)
+_BG_SPAN = float(max(np.linalg.norm(a - b) for a in _BG_COLS for b in _BG_COLS))     # black to white
 
 
 def _blobs(mask: np.ndarray) -> list[np.ndarray]:
@@ -159,8 +161,7 @@ def check_image(image: np.ndarray, claim: Claim, graded: bool = False) -> dict[s
     centres = [(b[:, 0].mean() / h, b[:, 1].mean() / w) for b in blobs]   # (cy, cx) in [0, 1]
     mean = lambda v: float(np.mean(v)) if blobs else 0.0                  # noqa: E731  no blob: 0
     if graded:
-        area_1 = {"circle": np.pi, "square": 1.7 ** 2, "triangle": 1.8}[claim.shape] * (h / 8) * (w / 8)
-        out = {"color": min(1.0, float(mask.sum()) / (claim.count * area_1)),
+        out = {"color": min(1.0, float(mask.sum()) / (claim.count * shape_area(claim.shape, h))),
                "count": 2.0 ** -abs(len(blobs) - claim.count),
                "shape": mean([shape_prob(b, claim.shape) for b in blobs])}
         if claim.position is not None:
@@ -181,13 +182,11 @@ def _background(rest: np.ndarray, named: str, graded: bool) -> float:
     largest distance between two background colours (black to white)."""
     if not len(rest):
         return 0.0
-    cols = np.asarray(list(BACKGROUNDS.values()), np.float32)
-    d = np.linalg.norm(cols - np.median(rest, axis=0), axis=1)          # (backgrounds,)
+    d = np.linalg.norm(_BG_COLS - np.median(rest, axis=0), axis=1)      # (backgrounds,)
     i = list(BACKGROUNDS).index(named)
     if not graded:
         return float(d.argmin() == i)
-    span = max(np.linalg.norm(a - b) for a in cols for b in cols)
-    return float(max(0.0, 1 - d[i] / span))
+    return float(max(0.0, 1 - d[i] / _BG_SPAN))
 
 
 class SceneCheck:

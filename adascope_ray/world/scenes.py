@@ -24,6 +24,10 @@ SHAPES = ("circle", "square", "triangle")
 COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 POSITIONS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
 STRIPE_DELTA = 28  # striped backgrounds alternate the colour and the colour ± this, every 2 px rows
+# Drawing geometry, in units of the shape radius r = size / 8: a disc of radius r, a
+# square of half-side SQUARE_HALF·r, an apex-up triangle from (0, −r) to a base of half-
+# width r at y = TRIANGLE_BASE·r.
+SQUARE_HALF, TRIANGLE_BASE = 0.85, 0.8
 
 
 def stripe_color(background: str) -> tuple[int, int, int]:
@@ -42,6 +46,13 @@ class Scene:
     background: str          # key of BACKGROUNDS
     striped: bool
     centres: tuple[tuple[float, float], ...]  # (x, y) in [0, 1], one per shape
+
+
+def shape_area(shape: str, size: int) -> float:
+    """Pixel area of one shape as render draws it at `size` px."""
+    r = size / 8
+    return {"circle": np.pi * r * r, "square": (2 * SQUARE_HALF * r) ** 2,
+            "triangle": r * (1 + TRIANGLE_BASE) * r}[shape]  # base 2r × height (1 + TRIANGLE_BASE) r / 2
 
 
 def region(position: str | None, margin: float) -> tuple[float, float, float, float]:
@@ -95,10 +106,10 @@ def render(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
         if scene.shape == "circle":
             draw.ellipse([x - r, y - r, x + r, y + r], fill=fill)
         elif scene.shape == "square":
-            s = r * 0.85  # a square of equal area to the circle would be 0.886 r half-side
+            s = r * SQUARE_HALF  # a square of equal area to the circle would be 0.886 r half-side
             draw.rectangle([x - s, y - s, x + s, y + s], fill=fill)
         else:  # apex up, base down
-            draw.polygon([(x, y - r), (x + r, y + r * 0.8), (x - r, y + r * 0.8)], fill=fill)
+            draw.polygon([(x, y - r), (x + r, y + r * TRIANGLE_BASE), (x - r, y + r * TRIANGLE_BASE)], fill=fill)
     return np.asarray(img.resize((size, size), Image.BOX))
 
 
