@@ -13,16 +13,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+CLIP_SIZES = {  # vision / text towers of released CLIPs, random weights
+    "base32": {"vision_config": {"image_size": 224, "patch_size": 32, "hidden_size": 768, "intermediate_size": 3072,
+                                 "num_hidden_layers": 12, "num_attention_heads": 12},
+               "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+                               "num_attention_heads": 8}, "projection_dim": 512},
+    "large14": {"vision_config": {"image_size": 224, "patch_size": 14, "hidden_size": 1024, "intermediate_size": 4096,
+                                  "num_hidden_layers": 24, "num_attention_heads": 16},
+                "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                                "num_attention_heads": 12}, "projection_dim": 768},
+    "h14": {"vision_config": {"image_size": 224, "patch_size": 14, "hidden_size": 1280, "intermediate_size": 5120,
+                              "num_hidden_layers": 32, "num_attention_heads": 16},
+            "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                            "num_attention_heads": 16}, "projection_dim": 1024},
+}
+
+
 def commit() -> str:
+    """The checkout's commit; ADASCOPE_COMMIT where the copy has no git history."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
-        return "unknown"
+        out = ""
+    return out or os.environ.get("ADASCOPE_COMMIT", "unknown")
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+    info = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "python": platform.python_version()}
+    torch = sys.modules.get("torch")  # only when the benchmark already uses it
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
+    return info
 
 
 def shown_config(path: str | Path) -> str:

@@ -25,24 +25,10 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from common import ROOT, write_result
+from common import CLIP_SIZES, ROOT, write_result
 
 sys.path.insert(0, str(ROOT))
 
-CLIP_SIZES = {  # vision / text towers of released CLIPs, random weights
-    "base32": {"vision_config": {"image_size": 224, "patch_size": 32, "hidden_size": 768, "intermediate_size": 3072,
-                                 "num_hidden_layers": 12, "num_attention_heads": 12},
-               "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                               "num_attention_heads": 8}, "projection_dim": 512},
-    "large14": {"vision_config": {"image_size": 224, "patch_size": 14, "hidden_size": 1024, "intermediate_size": 4096,
-                                  "num_hidden_layers": 24, "num_attention_heads": 16},
-                "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                                "num_attention_heads": 12}, "projection_dim": 768},
-    "h14": {"vision_config": {"image_size": 224, "patch_size": 14, "hidden_size": 1280, "intermediate_size": 5120,
-                              "num_hidden_layers": 32, "num_attention_heads": 16},
-            "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                            "num_attention_heads": 16}, "projection_dim": 1024},
-}
 
 
 def throughput(component: dict, images: np.ndarray, prompts: list[str], http_port: int) -> float:

@@ -28,7 +28,8 @@ from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
 STRATEGIES = ["full", "fraction", "random_window", "sliding", "adascope"]
 
 
-def run_strategy(cfg, strategy: str, iterations: int) -> dict:
+def run_strategy(cfg, strategy: str, iterations: int, warmup: int = 0) -> dict:
+    """Iterations of one strategy; the means leave out the first `warmup` (device warm-up)."""
     cfg = cfg.model_copy(update={"window": cfg.window.model_copy(update={"strategy": strategy})})
     loop = InProcessLoop(cfg)
     rows = []
@@ -43,7 +44,8 @@ def run_strategy(cfg, strategy: str, iterations: int) -> dict:
                      "sampler_rows": st.sampler_forward_rows, "learner_rows": st.learner_forward_rows,
                      "sample_s": t1 - t0, "update_s": t2 - t1, "steps_per_traj": st.trained_pairs / st.samples,
                      "reward": st.reward_mean, "window_start": st.window_start_mean})
-    mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    kept = rows[warmup:]
+    mean = lambda k: float(np.mean([r[k] for r in kept]))  # noqa: E731
     return {"strategy": strategy, "iterations": iterations, **{k: mean(k) for k in rows[0]},
             "reward_first": rows[0]["reward"], "reward_last": rows[-1]["reward"]}
 
