@@ -30,12 +30,13 @@ CLIP_SIZES = {  # vision / text towers of released CLIPs, random weights
 
 
 def commit() -> str:
-    """The checkout's commit; ADASCOPE_COMMIT where the copy has no git history."""
+    """ADASCOPE_COMMIT when set (a copy of the tree run elsewhere), else the checkout's HEAD."""
+    if os.environ.get("ADASCOPE_COMMIT"):
+        return os.environ["ADASCOPE_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
-        out = ""
-    return out or os.environ.get("ADASCOPE_COMMIT", "unknown")
+        return "unknown"
 
 
 def machine() -> dict:
