@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import ROOT, InProcessLoop, shown_config, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -28,7 +27,6 @@ import ray
 
 from common import ROOT, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.cluster.publish import join_group, receive_state, send_state  # noqa: E402
 

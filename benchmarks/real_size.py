@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,6 @@ import torch
 
 from common import CLIP_SIZES, ROOT, InProcessLoop, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +25,6 @@ import numpy as np
 import ray
 
 from common import CLIP_SIZES, ROOT, write_result
-
-sys.path.insert(0, str(ROOT))
-
 
 
 def throughput(component: dict, images: np.ndarray, prompts: list[str], http_port: int) -> float:

@@ -27,14 +27,12 @@ Passing: the calibrated window's actions decide at least --cover (0.6) of the re
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from common import ROOT, shown_config, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 

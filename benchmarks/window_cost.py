@@ -12,7 +12,6 @@ Passing means nothing here: it reports the measured ratio adascope/full.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import numpy as np
 
 from common import ROOT, InProcessLoop, shown_config, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,7 +35,6 @@ import numpy as np
 
 from common import ROOT, InProcessLoop, shown_config, write_result
 
-sys.path.insert(0, str(ROOT))
 
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
