@@ -193,6 +193,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,4,16,64")
     ap.add_argument("--ranks", default="4,16,64")
     args = ap.parse_args()
+    if args.iterations < 2:
+        ap.error("--iterations: at least 2 (the first of each strategy is a warm-up)")
     parts = args.parts.split(",")
     result: dict = {"scale": args.scale, "parts": parts}
     with tempfile.TemporaryDirectory() as tmp:
