@@ -9,6 +9,7 @@ with code 2 before any actor starts.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -177,14 +178,15 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
     from .viz import line_plot
 
     its = [r["iteration"] for r in rows]
-    line_plot(its, {"reward_mean": [r["reward_mean"] for r in rows]}, "mean reward per iteration").save(run_dir.root / "reward.png")
-    first, last = rows[0], rows[-1]
+    # metrics.jsonl writes a non-finite value as null: a resumed run's earlier rows may hold None
+    reward = [math.nan if r["reward_mean"] is None else float(r["reward_mean"]) for r in rows]
+    line_plot(its, {"reward_mean": reward}, "mean reward per iteration").save(run_dir.root / "reward.png")
+    first, last = reward[0], rows[-1]
     k = min(5, len(rows))
-    head = sum(r["reward_mean"] for r in rows[:k]) / k
-    tail = sum(r["reward_mean"] for r in rows[-k:]) / k
+    head, tail = _finite_mean(reward[:k]), _finite_mean(reward[-k:])
     ckpts = sorted((run_dir.root / "checkpoints").glob("step_*"))
     print(f"\nrun finished in {wall:.0f} s: {len(rows)} iterations\n"
-          f"  mean reward  first {first['reward_mean']:.4f}  last {last['reward_mean']:.4f}"
+          f"  mean reward  first {first:.4f}  last {reward[-1]:.4f}"
           f"  (mean of first {k}: {head:.4f}, last {k}: {tail:.4f})\n"
           f"  window       start {last['window_start']:.1f}, length {last['window_length']:.1f} of {len(last['window_hist'])} steps\n"
           f"  cost         {last['cost_fwd_equiv']} forward-pass units per iteration\n"
@@ -192,6 +194,12 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
           f"  reward curve {run_dir.root / 'reward.png'}\n"
           f"  samples      {run_dir.root / 'samples'}\n"
           f"  checkpoint   {ckpts[-1] if ckpts else '(none)'}", flush=True)
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    kept = [v for v in values if math.isfinite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
 
 
 def validate(args) -> int:

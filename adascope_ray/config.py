@@ -21,8 +21,8 @@ class _Strict(BaseModel):
 
 
 class RunConfig(_Strict):
-    name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="Run name; the run folder is <output_dir>/<name>.")
+    name: str = Field("tiny", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                      description="Run name: one plain folder name (letters, digits, '_', '.', '-'; not starting with '.'); the run folder is <output_dir>/<name>.")
     output_dir: str = Field("runs", description="Folder that holds run folders.")
     iterations: int = Field(20, ge=1, le=1_000_000, description="Training iterations.")
     seed: int = Field(0, ge=0, description="Seed for prompt order, sampling noise and windows.")
@@ -65,6 +65,12 @@ class ModelConfig(_Strict):
     def _shapes_size(self) -> "ModelConfig":
         if self.path == "builtin:shapes" and self.resolution != 32:
             raise ValueError(f"resolution: builtin:shapes is trained at 32 px, got {self.resolution}")
+        if self.trainable == "full" and self.dtype != "float32":
+            # the sampler would run the weights in model.dtype while the learner trains them in
+            # float32: the two log-probs differ by more than DDPO's clip range and every ratio clips
+            raise ValueError(f"model.dtype={self.dtype} with model.trainable=full: full fine-tuning keeps the whole "
+                             "denoiser in float32 (use model.dtype=float32, or model.trainable=lora to keep the "
+                             "frozen model in reduced precision)")
         return self
 
 
@@ -98,7 +104,7 @@ class AdvantageConfig(_Strict):
 class LearnerConfig(_Strict):
     lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas (beta1, beta2), each in [0, 1).")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient norm clipping.")
     clip_range: float = Field(1e-4, gt=0, lt=1.0, description="PPO ratio clip epsilon (DDPO uses 1e-4).")
     inner_epochs: int = Field(1, ge=1, le=100, description="Passes over the selected steps per iteration.")
@@ -109,6 +115,13 @@ class LearnerConfig(_Strict):
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved for the learner actor.")
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the learner actor.")
     seed: int = Field(0, ge=0, description="Seed of the learner's window and shuffling RNG.")
+
+    @model_validator(mode="after")
+    def _betas(self) -> "LearnerConfig":
+        for i, b in enumerate(self.adam_betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"learner.adam_betas[{i}] must be in [0, 1), got {b}")
+        return self
 
 
 class WindowConfig(_Strict):

@@ -2,7 +2,8 @@
 
     <run>/config.yaml  <run>/metrics.jsonl  <run>/samples/iter_XXXX.png
     <run>/actors.json  (where each actor runs: node, pid, placement group and bundle)
-    <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed)
+    <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed; a step written
+                                    again moves the old copy aside until the new one is in place)
         pytorch_lora_weights.safetensors | unet/ | transformer/   the weights, diffusers layout
         resume/learner.safetensors, resume/learner.json   exact learner state
         trainer_state.json   iteration, version
@@ -34,11 +35,14 @@ class RunDir:
 
     @classmethod
     def create(cls, output_dir: str, name: str, overwrite: bool) -> "RunDir":
+        if name in ("", ".", "..") or Path(name).name != name or "/" in name or "\\" in name:
+            raise RunDirError(f"run.name {name!r} is not a plain folder name")
         root = Path(output_dir).expanduser() / name
         if root.exists() and any(f.is_file() for f in root.rglob("*")):  # empty folders hold no run
             if not overwrite:
                 raise RunDirError(f"run folder {root} already holds a run; continue it with --resume {root}, "
                                   "pick another run.name, or pass run.overwrite=true")
+            _check_replaceable(root, Path(output_dir).expanduser())
             shutil.rmtree(root)
         (root / "samples").mkdir(parents=True, exist_ok=True)
         (root / "checkpoints").mkdir(exist_ok=True)
@@ -107,16 +111,26 @@ class RunDir:
                 (tmp / "resume" / "learner.json").write_text(json.dumps({"version": learner_state.version, **learner_state.meta}))
             _write_manifest(tmp)
             _fsync_tree(tmp)
-            if final.exists():
-                shutil.rmtree(final)
+            aside = final.with_name(f".replaced-{final.name}")
+            if final.exists():  # never a moment with neither copy: the old one is moved aside first
+                shutil.rmtree(aside, ignore_errors=True)
+                os.rename(final, aside)
             os.rename(tmp, final)
+            shutil.rmtree(aside, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
 
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoint folders, oldest first."""
+        """Complete checkpoint folders, oldest first. A checkpoint moved aside by a
+        replacement that was interrupted before the new one took its place is restored."""
+        for aside in (self.root / "checkpoints").glob(".replaced-step_*"):
+            final = aside.with_name(aside.name.removeprefix(".replaced-"))
+            if final.exists():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(aside, final)
         return sorted(p for p in (self.root / "checkpoints").glob("step_*") if p.is_dir())
 
     def prune_checkpoints(self, keep: int) -> None:
@@ -152,6 +166,19 @@ class RunDir:
         rows = [r for r in self.read_metrics() if r["iteration"] < iterations]
         _atomic_write(self.root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
         return rows
+
+
+RUN_MARKERS = ("config.yaml", "metrics.jsonl")  # files every run folder of ours holds
+
+
+def _check_replaceable(root: Path, output_dir: Path) -> None:
+    """Refuse to delete a folder that is not a run folder directly inside output_dir."""
+    real, parent = root.resolve(), output_dir.resolve()
+    if real.parent != parent or root.is_symlink():
+        raise RunDirError(f"run.overwrite: {root} is not a folder inside {output_dir}; nothing was deleted")
+    if not any((real / m).is_file() for m in RUN_MARKERS):
+        raise RunDirError(f"run.overwrite: {root} holds files but no {' or '.join(RUN_MARKERS)}: it does not look "
+                          "like a run folder, so it is not deleted; pick another run.name or remove it yourself")
 
 
 def _sha256(path: Path) -> str:

@@ -79,7 +79,7 @@ class UpdateStats:
     dropped_stale: int
     window_start_mean: float
     window_length_mean: float
-    window_hist: list[int]         # (K,) how often each step was trained on
+    window_hist: list[float]       # (K,) pairs trained per step in one pass (mean over passes when they differ)
     trained_pairs: int
     learner_forward_rows: int
     loss: float

@@ -154,7 +154,7 @@ def part_publish(cfg_path: Path, ranks: list[int], repeats: int = 3) -> list[dic
 
     rows = []
     for label, extra in [(f"LoRA r={r}", [f"model.lora_rank={r}", f"model.lora_alpha={r}"]) for r in ranks] + \
-                        [("UNet (full)", ["model.trainable=full"])]:
+                        [("UNet (full)", ["model.trainable=full", "model.dtype=float32"])]:
         cfg = load_config(cfg_path, extra)
         learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
         sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)

@@ -20,6 +20,11 @@ def where() -> dict:
     return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "placement_group_id": ctx.get_placement_group_id()}
 
 
+class SamplerBehind(RuntimeError):
+    """The sampler holds older weights than the batch asks for: Ray restarted it (with
+    no weights) between two calls, so no call of ours saw it die."""
+
+
 class SamplerWorker:
     """Generates a rollout, scores it on the reward application, returns both."""
 
@@ -60,6 +65,8 @@ class SamplerWorker:
         summary and leaves the rollout in the object store for the learner."""
         from .serve_app import reward_handle
 
+        if self.sampler.version < batch.policy_version:
+            raise SamplerBehind(f"sampler holds weights v{self.sampler.version}, the batch wants v{batch.policy_version}")
         t0 = time.perf_counter()
         rollout = self.sampler.sample(batch)
         t = time.perf_counter()

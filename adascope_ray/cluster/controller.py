@@ -21,7 +21,7 @@ from ..config import dump_config
 from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
-from .actors import release_placement, reserve_placement, start_learner, start_samplers
+from .actors import SamplerBehind, release_placement, reserve_placement, start_learner, start_samplers
 from .metrics import RunMetrics
 from .publish import Publisher
 from .serve_app import ensure_rewards
@@ -129,7 +129,7 @@ class Controller:
                     ray.get(summary)  # small; the rollout itself stays in the object store
                     done[i] = scored
                     del pending[i]
-                except ray.exceptions.RayActorError:
+                except (ray.exceptions.RayActorError, SamplerBehind):  # died mid-call, or between calls
                     self.recover_sampler(i)
                     pending[i] = submit(i)
         return [done[i] for i in range(len(batches))]
@@ -221,8 +221,10 @@ class Controller:
         try:
             self.checkpoint(at)
             print(f"adascope-ray: saved a checkpoint at iteration {at} before stopping", flush=True)
-        except Exception:  # noqa: BLE001 - the learner may be the thing that failed
-            pass
+        except Exception as err:  # noqa: BLE001 - the learner may be the thing that failed
+            print(f"adascope-ray: could not save a checkpoint at iteration {at} before stopping "
+                  f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                  f"--resume continues from iteration {self.saved_at or self.start}", flush=True)
 
     def teardown(self) -> None:
         for actor in getattr(self, "samplers", []) + [getattr(self, "learner", None)]:

@@ -70,14 +70,16 @@ def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, 
     k_s = max(k_lo, first k with S̄_k ≥ τ_s)                       (K if never)
     k_e = first k ≥ k_s + w_min with C̄_k ≥ τ_e or D̄_k < ε_conv    (K if never)
     k_e = clamp(k_e, ≤ min(k_s + w_max, k_hi, K)), and never below k_s.
-    The prior clamps but never closes the window: k_hi is raised to k_lo + w_min.
+    The prior narrows but never closes the window: k_hi is raised to k_s + w_min, so
+    a group whose layout has formed (k_s < K) trains on at least min(w_min, K − k_s)
+    steps; only a structural signal that never reaches τ_s leaves it empty.
     The group trains on k_s ≤ k < k_e.
     """
     k = len(s_mean)
-    k_hi = max(k_hi, min(k_lo + w_min, k))
     hits = np.nonzero(s_mean >= tau_s)[0]
     k_s = max(k_lo, int(hits[0]) if len(hits) else k)
     k_s = min(k_s, k)
+    k_hi = max(k_hi, min(k_s + w_min, k))
     stop = (c_mean >= tau_e) | (d_mean < eps_conv)
     stop[: min(k_s + w_min, k)] = False
     ends = np.nonzero(stop)[0]

@@ -39,9 +39,9 @@ class Batch:
     negative_pooled: torch.Tensor | None  # (1, P)
     structural: np.ndarray         # (B, K)
     semantic: np.ndarray
-    convergence: np.ndarray
-    var_pooled: float
-    var_full: float
+    convergence: np.ndarray        # (B, K); D_0 = +inf by definition
+    var_pooled: np.ndarray         # (B,) the prior's s² estimates, per sample
+    var_full: np.ndarray           # (B,)
     alpha_bars: torch.Tensor       # (K,)
 
 
@@ -69,17 +69,21 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batc
         structural=cat([r.signals.structural for r in rs]),
         semantic=cat([r.signals.semantic for r in rs]),
         convergence=cat([r.signals.convergence for r in rs]),
-        var_pooled=float(cat([r.signals.var_pooled for r in rs]).mean()),
-        var_full=float(cat([r.signals.var_full for r in rs]).mean()),
+        var_pooled=cat([r.signals.var_pooled for r in rs]),
+        var_full=cat([r.signals.var_full for r in rs]),
         alpha_bars=schedule.alpha_bars,
     )
 
 
 def finite_samples(batch: Batch) -> np.ndarray:
-    """(B,) bool: the sample's reward, stored log-probs and latents are all finite."""
+    """(B,) bool: the sample's reward, stored log-probs, latents, window signals and
+    prior statistics are all finite (D_0 = +inf is part of the signal, NaN is not)."""
     ok = np.isfinite(batch.rewards)
     ok &= torch.isfinite(batch.log_probs).all(1).cpu().numpy()
     ok &= torch.isfinite(batch.latents).flatten(1).all(1).cpu().numpy()
+    ok &= np.isfinite(batch.structural).all(1) & np.isfinite(batch.semantic).all(1)
+    ok &= ~np.isnan(batch.convergence).any(1) & np.isfinite(batch.convergence[:, 1:]).all(1)
+    ok &= np.isfinite(batch.var_pooled) & np.isfinite(batch.var_full)
     return ok
 
 
@@ -122,13 +126,17 @@ class Learner:
         timings["advantages_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        window, k_lo, k_hi = self.window(iteration, batch)
-        mask = window.mask & adv.valid[:, None]
+        window, k_lo, k_hi = self.window(iteration, batch, keep=finite)
+        masks = [window.mask & adv.valid[:, None]]
+        if self.window_cfg.strategy == "fraction":  # DDPO draws a new subset of steps for every pass
+            masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
+                      for _ in range(self.cfg.inner_epochs - 1)]
+        mask = masks[0]
         timings["window_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
         rows0 = self.policy.forward_rows
-        loss, stats, grad_norm, skipped = self.train_on(batch, mask, torch.from_numpy(adv.values).to(self.device))
+        loss, stats, grad_norm, skipped = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
         timings["update_s"] = time.perf_counter() - t
         self.version += 1
 
@@ -141,7 +149,7 @@ class Learner:
             zero_std_ratio=float(1.0 - adv.valid[finite].mean()) if finite.any() else 0.0, dropped_stale=int(dropped),
             window_start_mean=float(WindowSelection(sel).start.mean()),
             window_length_mean=float(WindowSelection(sel).length.mean()),
-            window_hist=mask.sum(0).astype(int).tolist(), trained_pairs=int(mask.sum()),
+            window_hist=_per_step_counts(masks), trained_pairs=int(mask.sum()),
             learner_forward_rows=self.policy.forward_rows - rows0, loss=loss,
             approx_kl=stats["approx_kl"], clipfrac=stats["clipfrac"], grad_norm=grad_norm,
             k_lo=k_lo, k_hi=k_hi, samples=sum(s.rollout.batch_size for s in scored),
@@ -163,25 +171,37 @@ class Learner:
         values[idx], valid[idx] = sub.values, sub.valid
         return Advantages(values, valid)
 
-    def window(self, iteration: int, batch: Batch) -> tuple[WindowSelection, int, int]:
-        k_lo, k_hi = sig.prior_bounds(batch.alpha_bars, batch.var_pooled, batch.var_full,
-                                      self.window_cfg.pool, self.window_cfg.prior_lo,
-                                      self.window_cfg.prior_hi)
+    def window(self, iteration: int, batch: Batch, keep: np.ndarray | None = None
+               ) -> tuple[WindowSelection, int, int]:
+        """The window of the kept samples (signals and the prior's statistics over those
+        only); samples not kept get an empty row."""
         b, k = batch.log_probs.shape
-        sel = select_window(self.window_cfg, batch=b, k=k, iteration=iteration, rng=self.rng,
-                            structural=batch.structural, semantic=batch.semantic,
-                            convergence=batch.convergence, group_ids=batch.group_ids,
+        idx = np.arange(b) if keep is None else np.flatnonzero(keep)
+        mask = np.zeros((b, k), dtype=bool)
+        if len(idx) == 0:
+            return WindowSelection(mask), k, k
+        k_lo, k_hi = sig.prior_bounds(batch.alpha_bars, float(batch.var_pooled[idx].mean()),
+                                      float(batch.var_full[idx].mean()), self.window_cfg.pool,
+                                      self.window_cfg.prior_lo, self.window_cfg.prior_hi)
+        sel = select_window(self.window_cfg, batch=len(idx), k=k, iteration=iteration, rng=self.rng,
+                            structural=batch.structural[idx], semantic=batch.semantic[idx],
+                            convergence=batch.convergence[idx], group_ids=batch.group_ids[idx],
                             k_lo=k_lo, k_hi=k_hi)
-        return sel, k_lo, k_hi
+        mask[idx] = sel.mask
+        return WindowSelection(mask), k_lo, k_hi
 
-    def train_on(self, batch: Batch, mask: np.ndarray, adv: torch.Tensor) -> tuple[float, dict, float]:
-        """Clipped PG update on the (sample, step) pairs where mask is True. The
-        gradient of each optimizer step is that of the mean loss over its pairs."""
-        pairs = np.argwhere(mask)                                            # (N, 2): (i, k)
-        if len(pairs) == 0:
+    def train_on(self, batch: Batch, masks: list[np.ndarray], adv: torch.Tensor) -> tuple[float, dict, float, int]:
+        """Clipped PG update on the (sample, step) pairs where a (B, K) mask is True:
+        pass e of the inner epochs uses masks[e % len(masks)]. The gradient of each
+        optimizer step is that of the mean loss over its pairs."""
+        passes = [np.argwhere(masks[e % len(masks)]) for e in range(self.cfg.inner_epochs)]  # each (N, 2): (i, k)
+        n = sum(len(p) for p in passes)
+        if n == 0:
             return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0
         losses, kls, clips, norms, skipped = [], [], [], [], 0
-        for _ in range(self.cfg.inner_epochs):
+        for pairs in passes:
+            if len(pairs) == 0:
+                continue
             order = pairs[self.rng.permutation(len(pairs))]
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -200,7 +220,6 @@ class Learner:
                     continue
                 norms.append(norm)
                 self.optimizer.step()
-        n = len(pairs) * self.cfg.inner_epochs
         return (sum(losses) / n, {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n},
                 float(np.mean(norms)) if norms else float("nan"), skipped)
 
@@ -267,6 +286,13 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     config: dict                   # the denoiser's config (full fine-tuning)
     denoiser: str = "unet"         # "unet" or "transformer": the pipeline component
+
+
+def _per_step_counts(masks: list[np.ndarray]) -> list[float]:
+    """(K,) (sample, step) pairs trained per step in one pass, averaged over the passes'
+    masks (whole numbers unless the passes drew different subsets)."""
+    counts = np.mean([m.sum(0) for m in masks], axis=0)
+    return [int(c) if float(c).is_integer() else float(c) for c in counts]
 
 
 def _nanmean(v: np.ndarray) -> float:

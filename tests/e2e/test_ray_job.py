@@ -143,10 +143,13 @@ def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") >= 1,
              120, "the served reward app")
     half = ["rewards.deploy=attach", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]  # two runs on 2 CPUs
-    _, long_job = submit(head, tmp_path, "run.iterations=30", "run.name=shared_a", *half, wait=False)
+    # shared_a is far longer than any scaling takes (it is stopped once it has trained on
+    # the scaled app), so that the scaling happens mid-run however slow the machine is
+    _, long_job = submit(head, tmp_path, "run.iterations=100000", "run.name=shared_a", *half, wait=False)
     _, short_job = submit(head, tmp_path, "run.iterations=3", "run.name=shared_b", *half, wait=False)
     metrics = tmp_path / "shared_a" / "metrics.jsonl"
     wait_for(lambda: has_iteration(metrics), 240, "the run's first iteration")
+    count = lambda: len(metrics.read_text().splitlines())  # noqa: E731
 
     deploy_rewards_file(head, tmp_path, "fixed2", num_replicas=2)  # scale while shared_a trains
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 2,
@@ -156,13 +159,18 @@ def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
         "min_replicas": 3, "max_replicas": 4, "target_ongoing_requests": 2})
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 3,
              120, "3 running replicas (autoscaling lower bound)")
-    scaled_at = len(metrics.read_text().splitlines())
+    scaled_at = count()
+    assert final_status(head, long_job) == ""  # both changes happened while shared_a was training
 
-    for job, n, name in ((long_job, 30, "shared_a"), (short_job, 3, "shared_b")):
-        status = wait_for(lambda: final_status(head, job), 400, f"{name} to finish", every_s=3)
-        assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, job).stdout[-3000:]
+    status = wait_for(lambda: final_status(head, short_job), 400, "shared_b to finish", every_s=3)
+    assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, short_job).stdout[-3000:]
+    wait_for(lambda: count() >= scaled_at + 3, 300, "shared_a to train on the scaled app")
+    head.run("ray", "job", "stop", "--address", head.dashboard, long_job)
+    wait_for(lambda: "stopped" in job_status(head, long_job), 120, "shared_a to stop")
+    for name, n in (("shared_a", None), ("shared_b", 3)):
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        assert [r["iteration"] for r in rows] == list(range(n))  # no iteration lost or repeated
-    assert scaled_at < 30  # both changes happened while the run was still training
+        its = [r["iteration"] for r in rows]
+        assert its == list(range(n or len(its))) and len(its) >= (n or scaled_at + 3)  # none lost or repeated
+        assert all(r["reward_mean"] is not None for r in rows)  # every iteration was scored
     # an attached app outlives the runs that used it
     assert running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") == 3

@@ -154,7 +154,62 @@ def test_non_finite_gradient_skips_the_optimizer_step(make_cfg):
     before = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if p.requires_grad}
     mask = np.ones(batch.log_probs.shape, bool)
     adv = torch.full((batch.log_probs.shape[0],), float("nan"))  # poisons every loss and gradient
-    _, _, grad_norm, skipped = learner.train_on(batch, mask, adv)
+    _, _, grad_norm, skipped = learner.train_on(batch, [mask], adv)
     assert skipped == 2 and np.isnan(grad_norm)
     after = dict(learner.unet.named_parameters())
     assert all(torch.equal(after[n], before[n]) for n in before)  # weights untouched
+
+
+def test_fraction_draws_a_new_subset_of_steps_every_pass(make_cfg):
+    """DDPO's timestep_fraction: each inner epoch trains on its own random subset of
+    floor(f K) steps per sample (here 1 of 4), not one subset reused by every pass."""
+    cfg = make_cfg(window={"strategy": "fraction", "fraction": 0.25}, data={"group_size": 4},
+                   learner={"inner_epochs": 4, "micro_batch_size": 64})
+    sampler, learner = build(cfg)
+    s = scored_rollout(cfg, sampler)
+    passes, recompute = [], learner.log_probs
+    learner.log_probs = lambda batch, pairs: passes.append(pairs.copy()) or recompute(batch, pairs)
+    stats = learner.update(0, [s])
+    b = s.rollout.batch_size
+    assert len(passes) == 4 and all(len(p) == b for p in passes)           # one micro-batch per pass
+    assert all(sorted(p[:, 0].tolist()) == list(range(b)) for p in passes)  # one step per sample per pass
+    distinct = {tuple(x) for p in passes for x in p.tolist()}
+    assert len(distinct) > b  # P(every sample drew the same step in all 4 passes) = 4**-(3 b)
+    assert stats.trained_pairs == b and sum(stats.window_hist) == b
+
+
+def test_a_non_finite_latent_drops_its_sample_not_its_group_window(make_cfg):
+    """A NaN in one sample's latents (and so in its signals and final-latent variance):
+    the sample is dropped and counted; its group's window and the prior come from the
+    finite samples, and the update still trains the rest."""
+    cfg = make_cfg(window={"strategy": "adascope", "use_prior": True, "tau_s": -1.0, "w_min": 2},
+                   data={"group_size": 3})
+    sampler, learner = build(cfg)
+    s = scored_rollout(cfg, sampler)                   # 2 prompts x 3 samples: rows 0-2, 3-5
+    r = s.rollout
+    r.latents[1, 2] = np.nan                           # a sampler's NaN latent mid-trajectory
+    r.signals.structural[1, 2:] = np.nan               # the signals computed from it
+    r.signals.semantic[1, 2:] = np.nan
+    r.signals.convergence[1, 2:] = np.nan
+    r.signals.var_pooled[1] = np.nan
+    r.signals.var_full[1] = np.nan
+    batch = collate([s], learner.device, learner.policy.schedule)
+    from adascope_ray.learner.learner import finite_samples
+
+    keep = finite_samples(batch)
+    assert keep.tolist() == [True, False, True, True, True, True]
+    window, k_lo, k_hi = learner.window(0, batch, keep=keep)
+    # tau_s = -1: S_k >= tau_s from k = 0, so each group opens at max(k_lo, 0) = k_lo; the
+    # prior from the finite samples' variances alone (a NaN variance would give K, K)
+    from adascope_ray.core.signals import prior_bounds
+
+    ok = np.flatnonzero(keep)
+    want = prior_bounds(batch.alpha_bars, float(r.signals.var_pooled[ok].mean()),
+                        float(r.signals.var_full[ok].mean()), cfg.window.pool, cfg.window.prior_lo, cfg.window.prior_hi)
+    k = cfg.sampling.num_steps
+    assert (k_lo, k_hi) == want and k_lo < k
+    assert window.mask[1].sum() == 0                           # the bad sample trains on nothing
+    assert window.mask[[0, 2]].any(1).all()                    # its group still has a window
+    assert (window.mask[0] == window.mask[2]).all()            # shared by the group
+    stats = learner.update(0, [s])
+    assert stats.dropped_nonfinite == 1 and stats.trained_pairs > 0 and np.isfinite(stats.loss)

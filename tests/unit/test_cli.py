@@ -69,3 +69,30 @@ def test_ocr_reward_needs_quoted_text_in_every_prompt(tmp_path, capsys):
     assert main([*argv, f"data.prompts_file={quoted}", "rewards.components=[{name: ocr, path: /no/such/ocr}]"]) == 2
     assert "OCR program '/no/such/ocr' not found" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["signs.txt"]  # no run folder was made
+
+
+def test_a_run_name_that_leaves_output_dir_is_refused_and_nothing_is_deleted(tmp_path, capsys, monkeypatch):
+    """run.name=.. with run.overwrite=true once removed <output_dir>/.., the user's checkout."""
+    work = tmp_path / "checkout"
+    (work / "runs").mkdir(parents=True)
+    (work / "precious.py").write_text("keep me\n")
+    monkeypatch.chdir(work)
+    for name in ("..", ".", "../checkout"):
+        assert main(["train", TINY, f"run.name={name}", "run.overwrite=true", "run.output_dir=runs"]) == 2
+        assert "run.name" in capsys.readouterr().err
+    assert (work / "precious.py").read_text() == "keep me\n"
+
+
+def test_summary_of_a_resumed_run_whose_rows_hold_null(tmp_path, capsys):
+    """metrics.jsonl writes NaN as null; a resumed run's summary reads those rows back."""
+    from adascope_ray.cli import _summary
+    from adascope_ray.runio import RunDir
+
+    run = RunDir.create(str(tmp_path), "r", overwrite=False)
+    row = {"window_start": 0.0, "window_length": 2.0, "window_hist": [2, 2, 0], "cost_fwd_equiv": 10}
+    rows = [{**row, "iteration": i, "reward_mean": v} for i, v in enumerate([None, 0.5, 0.7, None])]
+    _summary(run, rows, 1.0)
+    out = capsys.readouterr().out
+    # first / last are what was logged (NaN); the means are over the finite values: (0.5 + 0.7) / 2
+    assert "first nan  last nan  (mean of first 4: 0.6000, last 4: 0.6000)" in out
+    assert (run.root / "reward.png").is_file()

@@ -44,6 +44,11 @@ def test_overrides_are_typed(tmp_path):
     ("window.strategy=everything", "window.strategy"),    # not a choice
     ("sampling.num_steps=1", "sampling.num_steps"),
     ("data.group_size=1", "data.group_size"),
+    ("run.name=..", "run.name"),                          # not a plain folder name
+    ("run.name=.", "run.name"),
+    ("run.name=a/b", "run.name"),
+    ("learner.adam_betas=[5, -1]", "learner.adam_betas"),  # each beta in [0, 1)
+    ("learner.adam_betas=[0.9, 1.0]", "learner.adam_betas"),
 ])
 def test_bad_field_is_named(override, field):
     with pytest.raises(ConfigError) as e:
@@ -58,6 +63,11 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["data.prompts_per_iteration=3", "sampler.num_samplers=2"])
     with pytest.raises(ConfigError, match="partial_credit applies to 'scene_check' only"):
         load_config(Path(CONFIGS[0]), ["rewards.components=[{name: color_match, partial_credit: true}]"])
+    # the learner would train float32 weights the samplers run in bf16: every ratio would clip
+    with pytest.raises(ConfigError, match="model.dtype=bfloat16 with model.trainable=full"):
+        load_config(Path(CONFIGS[0]), ["model.trainable=full", "model.dtype=bfloat16"])
+    assert load_config(Path(CONFIGS[0]), ["model.trainable=full", "model.dtype=float32"]).model.trainable == "full"
+    assert load_config(Path(CONFIGS[0]), ["model.trainable=lora", "model.dtype=bfloat16"]).model.dtype == "bfloat16"
     with pytest.raises(ConfigError, match="builtin:shapes is trained at 32 px, got 64"):
         load_config(Path(CONFIGS[0]), ["model.path=builtin:shapes", "model.resolution=64"])
 

@@ -50,15 +50,20 @@ def test_adascope_w_max_clamps():
 
 def test_adascope_prior_lo_and_hi():
     assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_lo": 5, "w_max": 9}) == (5, 10)
-    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 4, "w_max": 9}) == (3, 4)
-    # k_hi before k_s: empty window, never negative
-    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 2}) == (3, 3)
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 6, "w_max": 9}) == (3, 6)
+    # k_hi = 4 is inside w_min of k_s = 3: the window still gets its w_min = 2 steps
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 4, "w_max": 9}) == (3, 5)
 
 
 def test_adascope_prior_never_closes_the_window():
-    # k_hi = 0 (huge final-latent variance) would leave nothing; it is raised to k_lo + w_min = 2.
+    # k_hi = 0 (huge final-latent variance) would leave nothing; it is raised to k_s + w_min = 2.
     # S ≥ .5 from k = 0 here, so the group trains on [0, 2)
     assert adascope_bounds(np.ones(K), np.zeros(K), D_SLOW, **{**RULE, "k_hi": 0}) == (0, 2)
+    # k_hi = 2 before k_s = 3 (the layout forms after the prior's "details formed"): still
+    # w_min = 2 steps from k_s, [3, 5), where the rule used to give the empty (3, 3)
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_hi": 2}) == (3, 5)
+    # k_lo pushes k_s to K - 1: the window is what is left, one step
+    assert adascope_bounds(S, np.zeros(K), D_SLOW, **{**RULE, "k_lo": K - 1, "k_hi": 0}) == (K - 1, K)
 
 
 def test_adascope_convergence_end():
