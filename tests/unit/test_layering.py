@@ -27,7 +27,7 @@ def test_only_cluster_imports_ray():
 
 def test_core_imports_no_ray_no_diffusers_at_runtime():
     code = ("import sys, adascope_ray.core.sde, adascope_ray.core.signals, adascope_ray.core.window, "
-            "adascope_ray.core.advantages, adascope_ray.core.loss, adascope_ray.core.cost; "
+            "adascope_ray.core.advantages, adascope_ray.core.loss, adascope_ray.core.cost, adascope_ray.core.paired; "
             "bad = [m for m in ('ray', 'diffusers', 'transformers') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
