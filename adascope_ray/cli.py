@@ -175,19 +175,28 @@ def train(args) -> int:
 
 
 def _summary(run_dir, rows: list[dict], wall: float) -> None:
-    from .viz import line_plot
+    from .evaluation import Evaluation
+    from .viz import reward_chart
 
     its = [r["iteration"] for r in rows]
     # metrics.jsonl writes a non-finite value as null: a resumed run's earlier rows may hold None
     reward = [math.nan if r["reward_mean"] is None else float(r["reward_mean"]) for r in rows]
-    line_plot(its, {"reward_mean": reward}, "mean reward per iteration").save(run_dir.root / "reward.png")
+    evals = [(e["updates"], Evaluation.from_json(e)) for e in run_dir.read_evals()]
+    reward_chart(run_dir.root / "reward.png", its, reward, [{"updates": u, **ev.summary()} for u, ev in evals])
     first, last = reward[0], rows[-1]
     k = min(5, len(rows))
     head, tail = _finite_mean(reward[:k]), _finite_mean(reward[-k:])
     ckpts = sorted((run_dir.root / "checkpoints").glob("step_*"))
+    held_out = ""
+    if len(evals) > 1:
+        (u0, first_ev), (u1, last_ev) = evals[0], evals[-1]
+        gain = last_ev.against(first_ev)["reward"]
+        held_out = (f"  held-out     {first_ev.summary()['reward']:.4f} after {u0} updates -> "
+                    f"{last_ev.summary()['reward']:.4f} after {u1}: paired gain {gain.mean:+.4f} ± {gain.se:.4f} "
+                    f"({gain.verdict()}; {gain.n} samples, {len(last_ev.seeds)} noise seeds)\n")
     print(f"\nrun finished in {wall:.0f} s: {len(rows)} iterations\n"
-          f"  mean reward  first {first:.4f}  last {reward[-1]:.4f}"
-          f"  (mean of first {k}: {head:.4f}, last {k}: {tail:.4f})\n"
+          f"  train reward first {first:.4f}  last {reward[-1]:.4f}"
+          f"  (mean of first {k}: {head:.4f}, last {k}: {tail:.4f})\n{held_out}"
           f"  window       start {last['window_start']:.1f}, length {last['window_length']:.1f} of {len(last['window_hist'])} steps\n"
           f"  cost         {last['cost_fwd_equiv']} forward-pass units per iteration\n"
           f"  metrics      {run_dir.root / 'metrics.jsonl'}\n"

@@ -36,13 +36,16 @@ class RunConfig(_Strict):
 class DataConfig(_Strict):
     prompts: list[str] = Field(default_factory=list, description="Training prompts, used when prompts_file is empty.")
     prompts_file: str | None = Field(None, description="A .txt (one prompt a line) or .parquet (column 'prompt') file of prompts.")
+    world_train_captions: int = Field(0, ge=0, le=630, description="Shapes world: train on the first N captions of its train split (adascope_ray/world/splits.py; never in the validation or test split) in place of data.prompts; 0 = use data.prompts / prompts_file.")
     prompts_per_iteration: int = Field(4, ge=1, description="Distinct prompts sampled per iteration.")
     group_size: int = Field(4, ge=2, description="Samples per prompt (G); advantages are normalised within a group.")
 
     @model_validator(mode="after")
     def _has_prompts(self) -> "DataConfig":
-        if not self.prompts and not self.prompts_file:
-            raise ValueError("give data.prompts or data.prompts_file")
+        if not self.prompts and not self.prompts_file and not self.world_train_captions:
+            raise ValueError("give data.prompts, data.prompts_file or data.world_train_captions")
+        if self.world_train_captions and self.prompts_file:
+            raise ValueError("give data.prompts_file or data.world_train_captions, not both")
         if any(not p.strip() for p in self.prompts):
             raise ValueError("data.prompts holds an empty prompt")
         return self
@@ -155,6 +158,17 @@ class WindowConfig(_Strict):
         return self.w_max if self.w_max is not None else math.ceil(0.3 * num_steps)
 
 
+class EvalConfig(_Strict):
+    """In-run evaluation (docs/evaluation.md): the current policy samples fixed prompts
+    with fixed noise, so successive evaluations are paired sample for sample."""
+    every: int = Field(0, ge=0, description="Evaluate before training, every this many iterations and after the last; 0 = never.")
+    prompts: list[str] = Field(default_factory=list, description="Evaluation prompts; empty = world_split captions of the shapes world.")
+    world_split: Literal["validation", "test"] = Field("validation", description="Shapes world split used when prompts is empty: 'validation' for anything a rule decides (the default), 'test' for reporting only.")
+    num_prompts: int = Field(32, ge=1, le=233, description="Captions taken from world_split.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=64, description="Noise seeds: every prompt is sampled once per seed, with the same noise at every evaluation.")
+    grid_prompts: int = Field(8, ge=0, le=64, description="Prompts drawn in samples/eval_XXXX.png (one row each, one column per seed); 0 = no grid.")
+
+
 class AutoscalingConfig(_Strict):
     """Serve autoscaling of one reward deployment (Serve's own autoscaling_config)."""
     min_replicas: int = Field(1, ge=0, le=1024, description="Fewest replicas Serve keeps.")
@@ -237,6 +251,7 @@ class RewardsConfig(_Strict):
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port.")
     keep_app: bool = Field(False, description="Leave a reward application this run deployed running when the run ends (an attached one is never removed).")
     ready_timeout_s: float = Field(300.0, gt=0, description="How long a deployed reward application may take to reach RUNNING before the run stops with an error.")
+    proxy_ready_timeout_s: float = Field(60.0, gt=0, le=3600, description="How long Serve's HTTP proxy may take to start when this run starts Serve before Serve replaces it (Serve's own default, 5 s, is too short on a busy machine).")
     max_request_mb: float = Field(64.0, gt=0, le=4096, description="HTTP: largest request body the reward endpoint accepts (413 above).")
 
     @model_validator(mode="after")
@@ -275,6 +290,7 @@ class Config(_Strict):
     rewards: RewardsConfig = Field(default_factory=RewardsConfig, description="Reward Serve application.")
     publish: PublishConfig = Field(default_factory=PublishConfig, description="Weight publication from learner to samplers.")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray cluster to use.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="In-run evaluation on held-out prompts.")
 
     @model_validator(mode="after")
     def _cross(self) -> "Config":
@@ -292,6 +308,10 @@ class Config(_Strict):
         if self.publish.method == "collective" and self.publish.backend == "nccl" and (
                 self.learner.num_gpus < 1 or self.sampler.num_gpus < 1):
             raise ValueError("publish.backend=nccl needs learner.num_gpus and sampler.num_gpus >= 1 (NCCL moves GPU tensors)")
+        if self.eval.every and not self.eval.prompts and self.model.path != "builtin:shapes":
+            raise ValueError("eval.prompts: give evaluation prompts (world_split captions are for model.path builtin:shapes)")
+        if self.data.world_train_captions and self.model.path != "builtin:shapes":
+            raise ValueError("data.world_train_captions: the shapes world's captions are for model.path builtin:shapes")
         if self.data.prompts_per_iteration % self.sampler.num_samplers:
             raise ValueError(f"data.prompts_per_iteration ({self.data.prompts_per_iteration}) must be a multiple of sampler.num_samplers ({self.sampler.num_samplers})")
         return self
@@ -377,8 +397,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 # Fields that may change between a run and its resumption: length, logging,
 # checkpointing and where things run. Everything else shapes the training itself.
 RESUMABLE_CHANGES = ("run.iterations", "run.grid_every", "run.checkpoint_every", "run.keep_checkpoints",
-                     "run.overwrite", "run.resume", "run.output_dir", "run.name", "cluster", "rewards.deploy",
-                     "rewards.app_name", "rewards.http_host", "rewards.http_port", "rewards.keep_app",
+                     "run.overwrite", "run.resume", "run.output_dir", "run.name", "cluster", "eval.grid_prompts", "rewards.deploy",
+                     "rewards.app_name", "rewards.http_host", "rewards.http_port", "rewards.keep_app", "rewards.proxy_ready_timeout_s",
                      "sampler.num_cpus", "sampler.num_gpus", "sampler.reward_timeout_s", "sampler.reward_attempts",
                      "learner.num_cpus", "learner.num_gpus", "publish", "model.cache_dir", "model.device")
 

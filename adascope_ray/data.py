@@ -13,6 +13,10 @@ class PromptError(ValueError):
 
 
 def load_prompts(data_cfg) -> list[str]:
+    if data_cfg.world_train_captions:
+        from .world.splits import split_captions
+
+        return split_captions("train", data_cfg.world_train_captions, seed=0)
     if not data_cfg.prompts_file:
         return list(data_cfg.prompts)
     path = Path(data_cfg.prompts_file).expanduser()

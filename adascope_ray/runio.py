@@ -1,6 +1,7 @@
 """The run folder: resolved config, metrics.jsonl, image grids, checkpoints (no ray).
 
     <run>/config.yaml  <run>/metrics.jsonl  <run>/samples/iter_XXXX.png
+    <run>/eval.jsonl   <run>/samples/eval_XXXX.png   (in-run evaluation, after XXXX updates)
     <run>/actors.json  (where each actor runs: node, pid, placement group and bundle)
     <run>/checkpoints/step_XXXX/   (written to a temporary folder, then renamed; a step written
                                     again moves the old copy aside until the new one is in place)
@@ -71,11 +72,28 @@ class RunDir:
         path = self.root / "metrics.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
+    def append_eval(self, row: dict) -> None:
+        """One in-run evaluation: every sample's reward (cluster/evaluator.py)."""
+        with open(self.root / "eval.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(_jsonable(row)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_evals(self) -> list[dict]:
+        path = self.root / "eval.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def truncate_evals(self, updates: int) -> list[dict]:
+        """Keep evaluations made after at most `updates` updates; returns them."""
+        rows = [r for r in self.read_evals() if r["updates"] <= updates]
+        _atomic_write(self.root / "eval.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+        return rows
+
     def save_grid(self, iteration: int, images: np.ndarray, prompts: list[str], rewards: np.ndarray,
-                  group_size: int) -> Path:
+                  group_size: int, prefix: str = "iter") -> Path:
         from .viz import image_grid
 
-        path = self.root / "samples" / f"iter_{iteration:04d}.png"
+        path = self.root / "samples" / f"{prefix}_{iteration:04d}.png"
         image_grid(images, prompts, rewards, group_size).save(path)
         return path
 

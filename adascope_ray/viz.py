@@ -1,4 +1,4 @@
-"""Pictures: image grids of samples (one row per prompt) and the reward curve."""
+"""Pictures: image grids of samples (one row per prompt) and the reward chart."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,28 +25,27 @@ def image_grid(images: np.ndarray, prompts: list[str], rewards: np.ndarray, grou
     return grid
 
 
-def line_plot(xs: list[float], series: dict[str, list[float]], title: str, size=(480, 300)) -> Image.Image:
-    """A minimal line chart with PIL (no plotting dependency)."""
-    w, h = size
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    left, right, top, bottom = 50, w - 10, 24, h - 24
-    d.text((left, 4), title, fill="black")
-    d.rectangle([left, top, right, bottom], outline="black")
-    ys = [v for vals in series.values() for v in vals if v is not None and np.isfinite(v)]
-    if not xs or not ys:
-        return img
-    y0, y1 = min(ys), max(ys)
-    y1 = y1 if y1 > y0 else y0 + 1.0
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    px = lambda x: left + (x - x0) / (x1 - x0) * (right - left)  # noqa: E731
-    py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)  # noqa: E731
-    d.text((2, top), f"{y1:.3g}", fill="black")
-    d.text((2, bottom - 10), f"{y0:.3g}", fill="black")
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
-    for j, (name, vals) in enumerate(series.items()):
-        pts = [(px(x), py(v)) for x, v in zip(xs, vals) if v is not None and np.isfinite(v)]
-        if len(pts) > 1:
-            d.line(pts, fill=colors[j % len(colors)], width=2)
-        d.text((left + 6 + 110 * j, bottom + 6), name, fill=colors[j % len(colors)])
-    return img
+def reward_chart(path, iterations: list[int], train: list[float], evals: list[dict]) -> None:
+    """reward.png: the training reward per iteration and, when the run evaluates, the
+    held-out reward after each evaluation with a band of ±1 standard error (matplotlib).
+    evals: [{"updates", "reward", "reward_se"}]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    ax.plot(np.asarray(iterations) + 1, train, color="#9aa5b1", lw=1.2, label="training reward (this iteration's samples)")
+    if evals:
+        x = np.array([e["updates"] for e in evals], float)
+        y = np.array([e["reward"] for e in evals], float)
+        se = np.nan_to_num(np.array([e["reward_se"] for e in evals], float))
+        ax.fill_between(x, y - se, y + se, color="#1f77b4", alpha=0.2, lw=0)
+        ax.plot(x, y, "o-", color="#1f77b4", lw=2, ms=4, label="held-out reward (fixed prompts and noise, ±1 SE)")
+    ax.set_xlabel("updates")
+    ax.set_ylabel("reward")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

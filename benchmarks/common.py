@@ -70,27 +70,26 @@ class InProcessLoop:
     the Learner of one config, the sampler holding the learner's first weights."""
 
     def __init__(self, cfg):
-        from adascope_ray.data import PromptSchedule
+        from adascope_ray.data import PromptSchedule, load_prompts
         from adascope_ray.learner import Learner
-        from adascope_ray.rewards import build_scorer
+        from adascope_ray.rewards.combine import CombinedReward
         from adascope_ray.rollout import Sampler
 
         self.learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
         self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
         self.sampler.set_weights(self.learner.publish())
-        self.scorers = [(c, build_scorer(c.name, **c.scorer_options())) for c in cfg.rewards.components]
-        self.schedule = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
+        self.reward = CombinedReward(cfg.rewards.components)
+        self.prompts = load_prompts(cfg.data)
+        self.schedule = PromptSchedule(self.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
 
     def sample(self, it: int):
         return self.sampler.sample(self.schedule.batches(it, 1, self.sampler.version)[0])
 
     def score(self, rollout):
         """The rollout with its weighted reward and components, as the Serve app combines them."""
-        from adascope_ray.types import RewardResult, ScoredRollout
+        from adascope_ray.types import ScoredRollout
 
-        comps = {c.name: s(rollout.images, rollout.prompts) for c, s in self.scorers}
-        total = sum(c.weight * comps[c.name] for c, _ in self.scorers)
-        return ScoredRollout(rollout, RewardResult(total, comps))
+        return ScoredRollout(rollout, self.reward(rollout.images, rollout.prompts))
 
     def publish(self) -> None:
         self.sampler.set_weights(self.learner.publish())

@@ -13,11 +13,12 @@ from ..types import PromptBatch, ScoredRollout, UpdateStats, WeightsUpdate
 
 
 def where() -> dict:
-    """This actor's node, process and placement (for <run>/actors.json)."""
+    """This actor's node, process, scheduling priority and placement (for <run>/actors.json)."""
     import os
 
     ctx = ray.get_runtime_context()
-    return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "placement_group_id": ctx.get_placement_group_id()}
+    return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "nice": os.nice(0),
+            "placement_group_id": ctx.get_placement_group_id()}
 
 
 class SamplerBehind(RuntimeError):
@@ -63,25 +64,42 @@ class SamplerWorker:
     def sample_and_score(self, batch: PromptBatch) -> tuple[dict, ScoredRollout]:
         """Returns (a small summary, the scored rollout): the controller waits on the
         summary and leaves the rollout in the object store for the learner."""
-        from .serve_app import reward_handle
-
-        if self.sampler.version < batch.policy_version:
-            raise SamplerBehind(f"sampler holds weights v{self.sampler.version}, the batch wants v{batch.policy_version}")
+        self._check_version(batch)
         t0 = time.perf_counter()
         rollout = self.sampler.sample(batch)
         t = time.perf_counter()
-        for attempt in range(1, self.attempts + 1):  # bounded: a lasting failure still surfaces
+        rewards = self._score(rollout.images, rollout.prompts)
+        rollout.timings["score_s"] = time.perf_counter() - t
+        self.metrics.record(busy_s=time.perf_counter() - t0)
+        return {"version": rollout.policy_version, "samples": rollout.batch_size}, ScoredRollout(rollout, rewards)
+
+    def evaluate(self, batches: list[PromptBatch], grid_prompts: int) -> list[dict]:
+        """Sample and score each evaluation batch (adascope_ray.evaluation): per batch the
+        rewards, each component, the denoiser rows run and the first grid_prompts images."""
+        out = []
+        for batch in batches:
+            self._check_version(batch)
+            rollout = self.sampler.sample(batch)
+            r = self._score(rollout.images, rollout.prompts)
+            out.append({"total": r.total, "components": r.components, "rows": rollout.sampler_forward_rows,
+                        "images": rollout.images[:grid_prompts]})
+        return out
+
+    def _check_version(self, batch: PromptBatch) -> None:
+        if self.sampler.version < batch.policy_version:
+            raise SamplerBehind(f"sampler holds weights v{self.sampler.version}, the batch wants v{batch.policy_version}")
+
+    def _score(self, images, prompts):
+        """The reward application's RewardResult; retried, bounded (a lasting failure surfaces)."""
+        from .serve_app import reward_handle
+
+        for attempt in range(1, self.attempts + 1):
             try:
-                response = reward_handle(self.reward_app).score.remote(rollout.images, rollout.prompts)
-                rewards = response.result(timeout_s=self.timeout_s)
-                break
+                return reward_handle(self.reward_app).score.remote(images, prompts).result(timeout_s=self.timeout_s)
             except Exception:  # noqa: BLE001 - app mid-update, replica being replaced, timeout
                 if attempt == self.attempts:
                     raise
                 time.sleep(2.0 * attempt)
-        rollout.timings["score_s"] = time.perf_counter() - t
-        self.metrics.record(busy_s=time.perf_counter() - t0)
-        return {"version": rollout.policy_version, "samples": rollout.batch_size}, ScoredRollout(rollout, rewards)
 
 
 class LearnerWorker:

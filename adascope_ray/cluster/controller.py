@@ -6,6 +6,8 @@
       rollout   samplers generate trajectories; the reward app scores them
       update    learner: advantages -> AdaScope window -> clipped update, version+1
       publish   new weights to every sampler
+      evaluate  every eval.every updates: fixed prompts and noise, paired with the
+                evaluation before training (cluster/evaluator.py)
       log       metrics.jsonl, dashboard metrics, image grid, checkpoint
     teardown: final checkpoint, actors and (unless kept) the reward app removed
 """
@@ -22,6 +24,7 @@ from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
 from .actors import SamplerBehind, release_placement, reserve_placement, start_learner, start_samplers
+from .evaluator import InRunEvaluator
 from .metrics import RunMetrics
 from .publish import Publisher
 from .serve_app import ensure_rewards
@@ -86,8 +89,12 @@ class Controller:
             stats = self.call_learner(self.learner.update.remote(it, *scored))
         with timer("publish"):
             self.publish()
+        evaluated = {}
+        if self.evaluator and self.evaluator.due(it + 1, last=it + 1 == self.cfg.run.iterations):
+            with timer("evaluate"):
+                evaluated = self.evaluate(it + 1)
         with timer("log"):
-            row = self.log(it, stats, scored, timer.seconds)
+            row = self.log(it, stats, scored, timer.seconds, evaluated)
         self.consistent_at = it + 1
         return row
 
@@ -107,6 +114,11 @@ class Controller:
         self.publisher = Publisher(self.cfg, self.learner, self.samplers)
         self.publish()
         self.consistent_at = self.start  # the samplers start from the learner's exact weights (v0)
+        self.evaluator = InRunEvaluator(self.cfg, self.run_dir) if self.cfg.eval.every else None
+        if self.evaluator:
+            self.evaluator.resume(self.start)
+            if self.evaluator.base is None:  # the evaluation every later one is paired with
+                self.evaluate(self.start)
 
     def placement_report(self) -> dict:
         actors = [self.learner] + self.samplers
@@ -118,21 +130,34 @@ class Controller:
                            for i, (n, p) in enumerate(zip(names, places))}}
 
     def rollout(self, it: int) -> list:
-        """Each sampler's shard; a sampler that dies is restarted by Ray, given the
-        current weights and redoes its shard (same prompts, same seed)."""
+        """Each sampler's shard, scored; the rollouts stay in the object store (refs)."""
         batches = self.schedule.batches(it, len(self.samplers), self.version)
-        submit = lambda i: self.samplers[i].sample_and_score.options(num_returns=2).remote(batches[i])  # noqa: E731
-        pending, done = {i: submit(i) for i in range(len(batches))}, {}
+        return self.on_samplers([lambda a, b=b: a.sample_and_score.options(num_returns=2).remote(b) for b in batches])
+
+    def evaluate(self, updates: int) -> dict:
+        """The in-run evaluation's row fields; its batches split over the samplers."""
+        def call(batches, grid_prompts):
+            n = min(len(self.samplers), len(batches))
+            shares = [batches[i::n] for i in range(n)]
+            refs = self.on_samplers([lambda a, sh=sh: (a.evaluate.remote(sh, grid_prompts),) * 2 for sh in shares])
+            per_sampler = ray.get(refs)
+            return [per_sampler[j % n][j // n] for j in range(len(batches))]  # back in the batches' order
+        return self.evaluator.run(updates, self.version, call)
+
+    def on_samplers(self, calls: list) -> list:
+        """calls[i](sampler i) -> (ref to wait on, ref to return). A sampler that dies is
+        restarted by Ray, given the current weights and redoes its call (same batch, same seed)."""
+        pending, done = {i: calls[i](self.samplers[i]) for i in range(len(calls))}, {}
         while pending:
-            for i, (summary, scored) in list(pending.items()):
+            for i, (wait, keep) in list(pending.items()):
                 try:
-                    ray.get(summary)  # small; the rollout itself stays in the object store
-                    done[i] = scored
+                    ray.get(wait)  # small; a rollout itself stays in the object store
+                    done[i] = keep
                     del pending[i]
                 except (ray.exceptions.RayActorError, SamplerBehind):  # died mid-call, or between calls
                     self.recover_sampler(i)
-                    pending[i] = submit(i)
-        return [done[i] for i in range(len(batches))]
+                    pending[i] = calls[i](self.samplers[i])
+        return [done[i] for i in range(len(calls))]
 
     def recover_sampler(self, i: int) -> None:
         self.sampler_restarts += 1
@@ -170,8 +195,8 @@ class Controller:
             raise RuntimeError(f"samplers disagree on the weights version after publish: {versions}")
         self.version = versions[0]
 
-    def log(self, it: int, stats, scored: list, phases: dict[str, float]) -> dict:
-        wall = sum(phases.values())
+    def log(self, it: int, stats, scored: list, phases: dict[str, float], evaluated: dict) -> dict:
+        wall = sum(v for k, v in phases.items() if k != "evaluate")  # training time; evaluation is reported apart
         cost = cost_fwd_equiv(stats.sampler_forward_rows, stats.learner_forward_rows)
         row = {
             "iteration": it, "weights_version": self.version,
@@ -191,6 +216,7 @@ class Controller:
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},
             **{f"time/learner_{k}": v for k, v in stats.timings.items()},
+            **evaluated,
         }
         self.run_dir.append_metrics(row)
         self.metrics.record(row)
@@ -254,6 +280,8 @@ class Controller:
             for it in bar:
                 yield it
                 r = self.rows[-1]
+                ev = next((x for x in reversed(self.rows) if "eval/reward" in x), None)
                 bar.set_postfix(reward=f"{r['reward_mean']:.3f}", window=f"{r['window_start']:.0f}+{r['window_length']:.1f}",
-                                cost=r["cost_fwd_equiv"])
+                                cost=r["cost_fwd_equiv"],
+                                **({"eval": f"{ev['eval/reward']:.3f} ({ev['eval/gain']:+.3f}±{ev['eval/gain_se']:.3f})"} if ev else {}))
         return gen()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ray.util.metrics import Counter, Gauge
 
-GAUGES = {
+GAUGES = {  # metrics row key -> description; the gauge is adascope_<key with / as _>
     "reward_mean": "Mean combined reward of the iteration's samples.",
     "window_start": "Mean first trained step of the window (0 = noisiest).",
     "window_length": "Mean number of trained steps per trajectory.",
@@ -17,13 +17,20 @@ GAUGES = {
     "cost_fwd_equiv": "Denoiser forward-pass units spent in the iteration.",
     "weights_version": "Version of the weights the samplers hold.",
     "iteration_s": "Wall time of the iteration.",
+    "eval/reward": "Mean reward of the last in-run evaluation (fixed prompts and noise).",
+    "eval/gain": "Paired gain of the last in-run evaluation over the one before training.",
 }
 
 
-ACTOR_GAUGES = {
+ACTOR_GAUGES = {  # metrics row key -> description; the gauge is adascope_<key with / as _>
     "actor_busy_s": "Wall time of the actor's last call (sampler: generate and score; learner: update).",
     "actor_weights_version": "Weights version the actor holds.",
 }
+
+
+def gauge_name(key: str) -> str:
+    """The exported name of a metrics-row key (Ray prefixes it with ray_)."""
+    return "adascope_" + key.replace("/", "_")
 
 
 class RunMetrics:
@@ -31,7 +38,7 @@ class RunMetrics:
         tags = {"run": run_name, "role": "controller"}
         self.gauges = {}
         for name, desc in GAUGES.items():
-            g = Gauge(f"adascope_{name}", description=desc, tag_keys=("run", "role"))
+            g = Gauge(gauge_name(name), description=desc, tag_keys=("run", "role"))
             g.set_default_tags(tags)
             self.gauges[name] = g
         self.samples = Counter("adascope_samples_total", description="Trajectories generated.", tag_keys=("run", "role"))

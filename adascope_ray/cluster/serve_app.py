@@ -141,13 +141,29 @@ def app_builder(args: dict):
     return build_reward_app(RewardsConfig.model_validate(args or {}))
 
 
+def start_serve(host: str, port: int, proxy_ready_timeout_s: float = 60.0) -> None:
+    """Start Serve (or connect to the running instance). On a busy machine the HTTP proxy's
+    worker may take longer to start than Serve's 5 s ready check, and Serve kills it while
+    serve.start waits on it: the controller gets the longer bound, and a proxy replaced
+    during the start is waited for once more."""
+    import ray
+
+    options = {"runtime_env": {"env_vars": {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": str(proxy_ready_timeout_s)}}}
+    for attempt in (1, 2):
+        try:
+            serve.start(http_options={"host": host, "port": port}, logging_config=QUIET, controller_options=options)
+            return
+        except ray.exceptions.ActorDiedError:  # the proxy Serve replaced; the controller is up
+            if attempt == 2:
+                raise
+
+
 def deploy_rewards(rewards_cfg) -> None:
     """Deploy the app and wait (bounded) until it runs; on failure it is removed and
     RewardAppError names the app and what Serve reports."""
     from ray.serve.api import RunTarget
 
-    serve.start(http_options={"host": rewards_cfg.http_host, "port": rewards_cfg.http_port},
-                logging_config=QUIET)
+    start_serve(rewards_cfg.http_host, rewards_cfg.http_port, rewards_cfg.proxy_ready_timeout_s)
     serve.run_many([RunTarget(target=build_reward_app(rewards_cfg), name=rewards_cfg.app_name,
                               route_prefix=rewards_cfg.route_prefix)],
                    wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)

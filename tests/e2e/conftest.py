@@ -15,11 +15,18 @@ def ray_cluster():
     import ray
     from ray import serve
 
-    from adascope_ray.cluster.runtime import runtime_env
+    import os
 
-    metrics_port = free_port()
+    from adascope_ray.cluster.runtime import LOCAL_CLUSTER_ENV, runtime_env
+
+    os.environ.update(LOCAL_CLUSTER_ENV)  # as the CLI's local cluster: workers at normal priority
+
+    from adascope_ray.cluster.serve_app import start_serve
+
+    metrics_port, http_port = free_port(), free_port()
     ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=False,
              _metrics_export_port=metrics_port)
-    yield {"http_port": free_port(), "metrics_port": metrics_port}
+    start_serve("127.0.0.1", http_port)  # as a run starts it; tests' own serve.start calls then join it
+    yield {"http_port": http_port, "metrics_port": metrics_port}
     serve.shutdown()
     ray.shutdown()

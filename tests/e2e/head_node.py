@@ -50,8 +50,11 @@ class Head:
 
 def start_head() -> Head:
     temp_dir = tempfile.mkdtemp(prefix="arh", dir="/tmp")  # short: Ray puts sockets under it
+    from adascope_ray.cluster.runtime import LOCAL_CLUSTER_ENV
+
+    # a test machine's head runs its workers at normal priority, as the CLI's local cluster does
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", **LOCAL_CLUSTER_ENV}
     env.pop("RAY_ADDRESS", None)
     head = Head(temp_dir, free_port(), free_port(), free_port(), env)
     r = head.run("ray", "start", "--head", "--num-cpus=2", f"--port={head.gcs_port}",

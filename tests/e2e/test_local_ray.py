@@ -25,7 +25,8 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     rc = main(["train", TINY, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
                "run.grid_every=1", "sampling.num_steps=4", "data.prompts_per_iteration=2",
                "data.group_size=2", f"model.cache_dir={tmp_path / 'models'}",
-               f"rewards.http_port={ray_cluster['http_port']}"])
+               f"rewards.http_port={ray_cluster['http_port']}",
+               "eval.every=2", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=2"])
     assert rc == 0
     run = tmp_path / "tiny"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -44,13 +45,31 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert (run / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
     assert "adascope-rewards" not in serve.status().applications  # the run removed its app
 
+    # in-run evaluation: before training and after the last update, the same 3 validation
+    # captions x 2 noise seeds; the row's figures recomputed from every sample's reward
+    from adascope_ray.world.splits import caption_split
+
+    evals = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert [e["updates"] for e in evals] == [0, 2] and [e["version"] for e in evals] == [0, 2]
+    assert evals[0]["prompts"] == evals[1]["prompts"] and len(evals[0]["prompts"]) == 3
+    assert all(caption_split(p) == "validation" for p in evals[0]["prompts"])
+    base, last = np.array(evals[0]["total"]), np.array(evals[1]["total"])
+    d = (last - base).ravel()
+    assert base.shape == (2, 3) and "eval/reward" not in rows[0]
+    assert rows[1]["eval/reward"] == pytest.approx(last.mean()) and rows[1]["eval/samples"] == 6
+    assert rows[1]["eval/gain"] == pytest.approx(d.mean()) and rows[1]["eval/gain_se"] == pytest.approx(d.std(ddof=1) / 6**0.5)
+    assert rows[1]["eval/cost_fwd_equiv"] == 6 * 4 * 2  # samples x K x CFG, apart from the training cost
+    assert (run / "samples" / "eval_0000.png").is_file() and (run / "samples" / "eval_0002.png").is_file()
+
     # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run and role
     want = {"reward": ("ray_adascope_reward_mean{", ['run="tiny"', 'role="controller"']),
             "sampler_version": ("ray_adascope_actor_weights_version{", ['actor="tiny:sampler:0"', 'role="sampler"']),
-            "learner_version": ("ray_adascope_actor_weights_version{", ['actor="tiny:learner"', 'role="learner"'])}
+            "learner_version": ("ray_adascope_actor_weights_version{", ['actor="tiny:learner"', 'role="learner"']),
+            "eval_reward": ("ray_adascope_eval_reward{", ['run="tiny"', 'role="controller"'])}
     # Ray exports a gauge some seconds after it is set, later still on a busy machine: poll,
     # bounded, until each gauge holds the run's final value (an earlier value is not a failure yet)
-    expect = {"reward": rows[-1]["reward_mean"], "sampler_version": 2.0, "learner_version": 2.0}
+    expect = {"reward": rows[-1]["reward_mean"], "sampler_version": 2.0, "learner_version": 2.0,
+              "eval_reward": rows[-1]["eval/reward"]}
     settled = lambda f: all(k in f and f[k] == pytest.approx(v, rel=1e-6) for k, v in expect.items())  # noqa: E731
     deadline, found = time.time() + 180, {}
     while not settled(found) and time.time() < deadline:
@@ -252,6 +271,8 @@ def test_two_placed_samplers_collective_publish_matches_object_store(ray_cluster
     assert {a["placement_group_id"] for a in actors.values()} == {groups[0]["placement_group_id"]}
     assert [actors[n]["bundle_index"] for n in sorted(actors)] == [0, 1, 2]
     assert len({a["pid"] for a in actors.values()}) == 3  # three processes
+    # at normal priority: Ray's default nice 15 starves them whenever anything else runs
+    assert [a["nice"] for a in actors.values()] == [0, 0, 0]
     # without placement, the actors are not in a group
     plain = json.loads((tmp_path / "store" / "actors.json").read_text())["actors"]
     assert {a["placement_group_id"] for a in plain.values()} == {None}
@@ -322,3 +343,19 @@ def test_sdxl_and_sd3_families_run_through_the_service(ray_cluster, tmp_path, na
     assert [r["weights_version"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["loss"]) and r["trained_pairs"] > 0 for r in rows)
     assert (tmp_path / name / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_a_local_cluster_the_cli_starts_runs_workers_at_normal_priority():
+    """Ray's own default is nice 15 for workers: on a machine busy with anything else
+    they then get a few per cent of a core. The CLI's local cluster runs them at 0."""
+    import subprocess
+    import sys
+
+    code = ("import os, ray; from adascope_ray.cluster.runtime import connect, disconnect; "
+            "from adascope_ray.config import ClusterConfig; "
+            "assert connect(ClusterConfig(num_cpus=1), None); "
+            "print('nice', ray.get(ray.remote(lambda: os.nice(0)).remote())); disconnect()")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("RAY_ADDRESS", "RAY_worker_niceness")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nice 0" in r.stdout

@@ -60,9 +60,9 @@ def test_runtime_env_file():
 def test_grafana_dashboard_plots_every_metric_we_export():
     import json
 
-    from adascope_ray.cluster.metrics import ACTOR_GAUGES, GAUGES
+    from adascope_ray.cluster.metrics import ACTOR_GAUGES, GAUGES, gauge_name
 
     dash = json.loads((ROOT / "deploy" / "grafana_dashboard.json").read_text())
     exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
     for name in list(GAUGES) + list(ACTOR_GAUGES) + ["samples_total"]:
-        assert f"ray_adascope_{name}{{" in exprs, name  # Ray exports our metrics with a ray_ prefix
+        assert f"ray_{gauge_name(name)}{{" in exprs, name  # Ray exports our metrics with a ray_ prefix

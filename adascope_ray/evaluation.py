@@ -1,0 +1,81 @@
+"""The evaluation protocol (docs/evaluation.md), shared by the in-run evaluation, the
+benchmarks and the CLI (no ray).
+
+An evaluation samples every prompt once per noise seed with the policy's current
+weights: the batch of seed s holds the prompts in a fixed order, so two policies
+evaluated with the same prompts and seeds see the same initial noise and the same
+per-step noise draws, sample for sample. Rewards come back as (S, N) arrays, S seeds
+by N prompts; two evaluations compare with `core.paired.paired_difference`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .core.paired import PairedDifference, mean_se, paired_difference
+from .types import PromptBatch
+
+EVAL_SEED_BASE = 1_000_003  # evaluation noise seed s is drawn as batch seed EVAL_SEED_BASE + s
+
+
+def eval_batches(prompts: list[str], seeds: list[int], policy_version: int) -> list[PromptBatch]:
+    """One batch per noise seed, the prompts in the same order in each."""
+    return [PromptBatch(prompts=list(prompts), group_ids=np.arange(len(prompts)), seed=EVAL_SEED_BASE + int(s),
+                        policy_version=policy_version) for s in seeds]
+
+
+@dataclass
+class Evaluation:
+    """Rewards of one policy on (seed, prompt) pairs: arrays are (S, N)."""
+    version: int
+    prompts: list[str]
+    seeds: list[int]
+    total: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+    sampler_forward_rows: int = 0
+
+    def summary(self) -> dict[str, float]:
+        """Mean and SE of the reward and of each component over every sample."""
+        out = {}
+        for name, v in {"reward": self.total, **self.components}.items():
+            out[name], out[f"{name}_se"] = mean_se(v)
+        return out
+
+    def against(self, base: "Evaluation") -> dict[str, PairedDifference]:
+        """Paired gain of this evaluation over `base` (same prompts and seeds), per reward."""
+        if base.prompts != self.prompts or base.seeds != self.seeds:
+            raise ValueError("a paired comparison needs the same prompts and noise seeds on both sides")
+        out = {"reward": paired_difference(base.total, self.total)}
+        for name, v in self.components.items():
+            if name in base.components:
+                out[name] = paired_difference(base.components[name], v)
+        return out
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "prompts": self.prompts, "seeds": self.seeds,
+                "total": self.total.tolist(), "components": {k: v.tolist() for k, v in self.components.items()},
+                "sampler_forward_rows": self.sampler_forward_rows}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Evaluation":
+        nan = lambda v: np.asarray([[np.nan if x is None else x for x in row] for row in v], dtype=np.float64)  # noqa: E731
+        return cls(d["version"], d["prompts"], d["seeds"], nan(d["total"]),
+                   {k: nan(v) for k, v in d["components"].items()}, d.get("sampler_forward_rows", 0))
+
+
+def evaluate_sampler(sampler, score, prompts: list[str], seeds: list[int]) -> tuple[Evaluation, list[np.ndarray]]:
+    """Sample and score every (seed, prompt) with a plain Sampler; `score(images, prompts)`
+    returns a RewardResult. Returns the evaluation and each seed's images (N, H, W, 3)."""
+    totals, comps, images, rows = [], {}, [], 0
+    for batch in eval_batches(prompts, seeds, sampler.version):
+        rollout = sampler.sample(batch)
+        r = score(rollout.images, rollout.prompts)
+        totals.append(np.asarray(r.total, np.float64))
+        for k, v in r.components.items():
+            comps.setdefault(k, []).append(np.asarray(v, np.float64))
+        images.append(rollout.images)
+        rows += rollout.sampler_forward_rows
+    ev = Evaluation(sampler.version, list(prompts), [int(s) for s in seeds], np.stack(totals),
+                    {k: np.stack(v) for k, v in comps.items()}, rows)
+    return ev, images

@@ -1,0 +1,29 @@
+"""Score with every configured component and combine by weight, in one process (the
+Serve application does the same across its deployments; cluster/serve_app.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import RewardResult
+from .base import build_scorer, check_scores
+
+
+class CombinedReward:
+    """(images, prompts) -> RewardResult: each component, its per-check breakdown when
+    the scorer has one ("<name>/<check>", NaN where a check does not apply), and the
+    weighted total."""
+
+    def __init__(self, components):
+        self.parts = [(c.name, c.weight, build_scorer(c.name, **c.scorer_options())) for c in components]
+
+    def __call__(self, images: np.ndarray, prompts: list[str]) -> RewardResult:
+        comps, total = {}, np.zeros(len(prompts), np.float32)
+        for name, weight, scorer in self.parts:
+            if hasattr(scorer, "breakdown"):
+                scores, checks = scorer.breakdown(images, prompts)
+            else:
+                scores, checks = scorer(images, prompts), {}
+            comps[name] = check_scores(name, scores, len(prompts))
+            comps.update({f"{name}/{k}": check_scores(name, v, len(prompts)) for k, v in checks.items()})
+            total = total + weight * comps[name]
+        return RewardResult(np.asarray(total, np.float32), comps)

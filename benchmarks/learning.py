@@ -1,0 +1,119 @@
+"""Does training make the model better? Paired held-out gains over several training seeds.
+
+    .venv/bin/python benchmarks/learning.py [--config configs/tiny.yaml] [--seeds 0,1,2]
+        [--iterations 30] [--eval-prompts 48] [--eval-seeds 0,1,2,3] [--split test]
+        [--tag NAME] [key=value ...]
+
+For each training seed, a fresh in-process run of the config (plain Sampler, the
+config's rewards and Learner, no Ray; run.seed and learner.seed set to the seed):
+the base policy and the trained one are each evaluated on the same captions with the
+same noise (adascope_ray.evaluation), on two caption sets:
+  - `split` (test by default: captions no rule or calibration ever sees; world.splits),
+  - the training captions themselves (the first train_prompts, two noise seeds),
+and the paired gain trained − base is reported with its standard error (ddof = 1) and
+the verdict (better / worse / no difference at 2 SE). Every seed is reported; the
+pooled line treats all seeds' samples as pairs. Writes
+benchmarks/results/learning/<tag>.json with machine, config and commit.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT, InProcessLoop, shown_config, write_result
+
+
+from adascope_ray.config import load_config  # noqa: E402
+from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
+from adascope_ray.core.paired import paired_difference  # noqa: E402
+from adascope_ray.evaluation import Evaluation, evaluate_sampler  # noqa: E402
+from adascope_ray.world.splits import split_captions  # noqa: E402
+
+CACHE = Path.home() / ".cache" / "adascope_ray" / "eval"  # base-model evaluations, reused across runs
+
+
+def base_evaluation(cfg, loop: InProcessLoop, prompts: list[str], seeds: list[int]) -> Evaluation:
+    """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed),
+    cached on disk by model, sampling settings, rewards, prompts and seeds."""
+    key = json.dumps([cfg.model.path, cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
+                      [c.model_dump() for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
+    path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        return Evaluation.from_json(json.loads(path.read_text()))
+    ev = evaluate_sampler(loop.sampler, loop.reward, prompts, seeds)[0]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ev.to_json()))
+    return ev
+
+
+def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, split: str, eval_prompts: int,
+             eval_seeds: list[int], train_prompts: int) -> dict:
+    cfg = load_config(cfg_path, overrides + [f"run.seed={seed}", f"learner.seed={seed}"])
+    loop = InProcessLoop(cfg)
+    sets = {split: (split_captions(split, eval_prompts, seed=0), eval_seeds),
+            "train": (list(dict.fromkeys(loop.prompts))[:train_prompts], eval_seeds[:2])}
+    t0 = time.perf_counter()
+    base = {name: base_evaluation(cfg, loop, p, sd) for name, (p, sd) in sets.items()}
+    eval_s = time.perf_counter() - t0
+    curve, cost, t0 = [], 0.0, time.perf_counter()
+    for it in range(iterations):
+        st = loop.learner.update(it, [loop.score(loop.sample(it))])
+        loop.publish()
+        cost += cost_fwd_equiv(st.sampler_forward_rows, st.learner_forward_rows)
+        curve.append({"reward": st.reward_mean, "clipfrac": st.clipfrac, "approx_kl": st.approx_kl,
+                      "zero_std_ratio": st.zero_std_ratio, "window_start": st.window_start_mean,
+                      "window_length": st.window_length_mean})
+    train_s = time.perf_counter() - t0
+    out = {"seed": seed, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost, "curve": curve}
+    for name, (p, sd) in sets.items():
+        final = evaluate_sampler(loop.sampler, loop.reward, p, sd)[0]
+        gains = final.against(base[name])
+        out[name] = {"prompts": len(p), "base": base[name].summary(), "final": final.summary(),
+                     "gain": {k: {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()} for k, d in gains.items()},
+                     "base_total": base[name].total.tolist(), "final_total": final.total.tolist()}
+        g = gains["reward"]
+        print(f"  seed {seed} {name:<10} {base[name].summary()['reward']:.3f} -> {final.summary()['reward']:.3f}  "
+              f"gain {g.mean:+.4f} ± {g.se:.4f} ({g.verdict()})", flush=True)
+    print(f"  seed {seed}: training {train_s:.0f} s, clipfrac first/last {curve[0]['clipfrac']:.2f}/{curve[-1]['clipfrac']:.2f}",
+          flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--eval-prompts", type=int, default=48)
+    ap.add_argument("--eval-seeds", default="0,1,2,3")
+    ap.add_argument("--split", default="test", choices=["validation", "test"])
+    ap.add_argument("--train-prompts", type=int, default=16, help="training captions evaluated (with the first two noise seeds)")
+    ap.add_argument("--tag", default=None, help="result name (default: the config's stem)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learning"))
+    args, overrides = ap.parse_known_args()
+    seeds, eval_seeds = [int(s) for s in args.seeds.split(",")], [int(s) for s in args.eval_seeds.split(",")]
+    runs = []
+    for seed in seeds:
+        runs.append(run_seed(args.config, overrides, seed, args.iterations, args.split, args.eval_prompts, eval_seeds,
+                             args.train_prompts))
+    pooled = {}
+    for name in (args.split, "train"):
+        d = paired_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in runs]),
+                              np.concatenate([np.ravel(r[name]["final_total"]) for r in runs]))
+        pooled[name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()}
+        per_seed = ", ".join(f"{r[name]['gain']['reward']['mean']:+.3f}±{r[name]['gain']['reward']['se']:.3f}" for r in runs)
+        print(f"{name:<10} pooled gain {d.mean:+.4f} ± {d.se:.4f} ({d.verdict()}); per seed: {per_seed}")
+    tag = args.tag or Path(args.config).stem
+    path = write_result(tag, {"config": shown_config(args.config), "overrides": overrides, "iterations": args.iterations,
+                              "split": args.split, "eval_prompts": args.eval_prompts, "eval_seeds": eval_seeds,
+                              "pooled": pooled, "runs": runs}, args.out)
+    print(f"wrote {shown_config(path)}")
+
+
+if __name__ == "__main__":
+    main()
