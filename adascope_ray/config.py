@@ -45,7 +45,8 @@ class DataConfig(_Strict):
         if not self.prompts and not self.prompts_file and not self.world_train_captions:
             raise ValueError("give data.prompts, data.prompts_file or data.world_train_captions")
         if self.world_train_captions and self.prompts_file:
-            raise ValueError("give data.prompts_file or data.world_train_captions, not both")
+            raise ValueError("give data.prompts_file or data.world_train_captions, not both "
+                             "(data.world_train_captions=0 trains on the prompts file)")
         if any(not p.strip() for p in self.prompts):
             raise ValueError("data.prompts holds an empty prompt")
         return self

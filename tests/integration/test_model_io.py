@@ -1,6 +1,7 @@
 """The tiny model goes through the same loading path as a real checkpoint, and the
 LoRA checkpoint loads into a plain diffusers pipeline."""
 import json
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -108,3 +109,29 @@ def test_a_pickled_checkpoint_is_never_unpickled(tiny_cfg, tmp_path):
     with pytest.raises(OSError, match=r"diffusion_pytorch_model\.bin"):
         load_pipeline(cfg)
     assert not marker.exists()  # the payload never ran
+
+
+def test_the_shapes_configs_lora_on_convolutions_loads_whole_in_plain_diffusers(make_cfg, tmp_path):
+    """configs/tiny.yaml puts LoRA on convolutions, projections and the time embedding
+    too: every one of those adapters must reach a plain pipeline's UNet, or what a user
+    loads is not what was trained."""
+    import yaml
+
+    targets = yaml.safe_load((Path(__file__).parents[2] / "configs" / "tiny.yaml").read_text())["model"]["lora_targets"]
+    cfg = make_cfg(model={"lora_targets": targets, "lora_rank": 8, "lora_alpha": 8})
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    with torch.no_grad():
+        for n, p in learner.unet.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    kinds = {n.split(".lora_B")[0].rsplit(".", 1)[-1] for n, _ in learner.unet.named_parameters() if "lora_B" in n}
+    assert {"conv1", "conv2", "conv_in", "conv_out", "time_emb_proj"} <= kinds  # the adapters under test exist
+    ckpt_dir = RunDir.create(str(tmp_path), "r", overwrite=False).save_checkpoint(1, learner.export(), {"iteration": 1})
+    pipe = StableDiffusionPipeline.from_pretrained(str(resolve_model_path(cfg.model)), local_files_only=True)
+    pipe.load_lora_weights(str(ckpt_dir))
+    x, emb = torch.randn(2, 4, 16, 16), torch.randn(2, 77, 32)
+    with torch.no_grad():
+        got = pipe.unet(x, 400, encoder_hidden_states=emb).sample
+        learner.unet.eval()
+        want = learner.unet(x, 400, encoder_hidden_states=emb).sample
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

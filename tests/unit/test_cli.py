@@ -18,7 +18,8 @@ def test_bad_field_exits_2_naming_it_before_ray_starts(tmp_path):
 
 
 def test_missing_prompt_file_and_existing_run(tmp_path, capsys):
-    assert main(["train", TINY, f"data.prompts_file={tmp_path / 'p.txt'}", f"run.output_dir={tmp_path}"]) == 2
+    assert main(["train", TINY, f"data.prompts_file={tmp_path / 'p.txt'}", "data.world_train_captions=0",
+                 f"run.output_dir={tmp_path}"]) == 2
     assert "p.txt" in capsys.readouterr().err
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "metrics.jsonl").write_text("{}\n")
@@ -63,10 +64,14 @@ def test_ocr_reward_needs_quoted_text_in_every_prompt(tmp_path, capsys):
     cfg = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
     argv = ["train", cfg, f"run.output_dir={tmp_path}", "rewards.components=[{name: ocr}]"]
     assert main(argv) == 2
-    assert "'ocr' needs quoted text in every prompt; data has 'a red circle" in capsys.readouterr().err
+    from adascope_ray.world.splits import split_captions
+
+    first = split_captions("train", 1)[0]  # tiny.yaml trains on the world's train split
+    assert f"'ocr' needs quoted text in every prompt; data has '{first}'" in capsys.readouterr().err
     quoted = tmp_path / "signs.txt"
     quoted.write_text('a sign that says "open"\n')
-    assert main([*argv, f"data.prompts_file={quoted}", "rewards.components=[{name: ocr, path: /no/such/ocr}]"]) == 2
+    assert main([*argv, f"data.prompts_file={quoted}", "data.world_train_captions=0",
+                 "rewards.components=[{name: ocr, path: /no/such/ocr}]"]) == 2
     assert "OCR program '/no/such/ocr' not found" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["signs.txt"]  # no run folder was made
 

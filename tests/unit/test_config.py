@@ -68,6 +68,10 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["model.trainable=full", "model.dtype=bfloat16"])
     assert load_config(Path(CONFIGS[0]), ["model.trainable=full", "model.dtype=float32"]).model.trainable == "full"
     assert load_config(Path(CONFIGS[0]), ["model.trainable=lora", "model.dtype=bfloat16"]).model.dtype == "bfloat16"
+    with pytest.raises(ConfigError, match="data.world_train_captions=0 trains on the prompts file"):
+        load_config(Path(CONFIGS[0]), ["model.path=builtin:shapes", "data.world_train_captions=8", "data.prompts_file=p.txt"])
+    with pytest.raises(ConfigError, match="eval.prompts: give evaluation prompts"):
+        load_config(Path(CONFIGS[0]), ["model.path=builtin:tiny", "eval.every=5", "eval.prompts=[]"])
     with pytest.raises(ConfigError, match="builtin:shapes is trained at 32 px, got 64"):
         load_config(Path(CONFIGS[0]), ["model.path=builtin:shapes", "model.resolution=64"])
 
