@@ -15,6 +15,7 @@ sets of the same split, never a caption of another split.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -40,6 +41,11 @@ def all_captions() -> list[str]:
 
 def split_captions(split: str, n: int, seed: int = 0) -> list[str]:
     """The first n distinct captions of `split` in the scene stream of `seed`."""
+    return list(_split_captions(split, n, seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _split_captions(split: str, n: int, seed: int) -> tuple[str, ...]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     available = sum(caption_split(c) == split for c in all_captions())
@@ -51,6 +57,6 @@ def split_captions(split: str, n: int, seed: int = 0) -> list[str]:
         if c not in seen and caption_split(c) == split:
             out.append(c)
             if len(out) == n:
-                return out
+                return tuple(out)
         seen.add(c)
     raise RuntimeError(f"{len(out)} of {n} {split} captions found in the scene stream of seed {seed}")
