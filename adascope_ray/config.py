@@ -92,7 +92,7 @@ class SamplerConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="Trajectories per forward batch on one sampler.")
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the actor (Ray sets OMP_NUM_THREADS=1).")
     reward_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to the reward application.")
-    reward_attempts: int = Field(3, ge=1, le=20, description="Tries per reward call (the app may be mid-update or replacing a replica).")
+    reward_attempts: int = Field(6, ge=1, le=20, description="Tries per reward call (the app may be mid-update, redeployed or replacing a replica); waits 2, 4, 8, 16 s, then 30 s between tries.")
     max_restarts: int = Field(3, ge=0, le=1000, description="Restarts of a dead sampler actor over the run; its lost shard is redone with the current weights.")
     restart_timeout_s: float = Field(300.0, gt=0, description="How long to wait for a restarted sampler to answer.")
 

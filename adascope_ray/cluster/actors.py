@@ -96,10 +96,10 @@ class SamplerWorker:
         for attempt in range(1, self.attempts + 1):
             try:
                 return reward_handle(self.reward_app).score.remote(images, prompts).result(timeout_s=self.timeout_s)
-            except Exception:  # noqa: BLE001 - app mid-update, replica being replaced, timeout
+            except Exception:  # noqa: BLE001 - app mid-update or redeployed, replica being replaced, timeout
                 if attempt == self.attempts:
                     raise
-                time.sleep(2.0 * attempt)
+                time.sleep(min(2.0 ** attempt, 30.0))  # a redeploy on a busy machine takes tens of seconds
 
 
 class LearnerWorker:
