@@ -63,31 +63,21 @@ class RunDir:
         _atomic_write(self.root / name, json.dumps(_jsonable(obj), indent=1).encode())
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable(row)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_jsonl(self.root / "metrics.jsonl", row)
 
     def read_metrics(self) -> list[dict]:
-        path = self.root / "metrics.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return _read_jsonl(self.root / "metrics.jsonl")
 
     def append_eval(self, row: dict) -> None:
         """One in-run evaluation: every sample's reward (cluster/evaluator.py)."""
-        with open(self.root / "eval.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable(row)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_jsonl(self.root / "eval.jsonl", row)
 
     def read_evals(self) -> list[dict]:
-        path = self.root / "eval.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return _read_jsonl(self.root / "eval.jsonl")
 
     def truncate_evals(self, updates: int) -> list[dict]:
         """Keep evaluations made after at most `updates` updates; returns them."""
-        rows = [r for r in self.read_evals() if r["updates"] <= updates]
-        _atomic_write(self.root / "eval.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-        return rows
+        return _keep_jsonl(self.root / "eval.jsonl", lambda r: r["updates"] <= updates)
 
     def save_grid(self, iteration: int, images: np.ndarray, prompts: list[str], rewards: np.ndarray,
                   group_size: int, prefix: str = "iter") -> Path:
@@ -181,9 +171,25 @@ class RunDir:
 
     def truncate_metrics(self, iterations: int) -> list[dict]:
         """Keep metrics rows of iterations < `iterations` (work after the checkpoint is redone)."""
-        rows = [r for r in self.read_metrics() if r["iteration"] < iterations]
-        _atomic_write(self.root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-        return rows
+        return _keep_jsonl(self.root / "metrics.jsonl", lambda r: r["iteration"] < iterations)
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(_jsonable(row)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _keep_jsonl(path: Path, keep) -> list[dict]:
+    """Rewrite a .jsonl file (atomically) with the rows `keep` accepts; returns them."""
+    rows = [r for r in _read_jsonl(path) if keep(r)]
+    _atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    return rows
 
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl")  # files every run folder of ours holds

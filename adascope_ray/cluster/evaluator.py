@@ -19,7 +19,6 @@ def eval_prompts(cfg) -> list[str]:
 class InRunEvaluator:
     def __init__(self, cfg, run_dir):
         self.cfg, self.run_dir = cfg.eval, run_dir
-        self.group_size = cfg.data.group_size
         self.prompts = eval_prompts(cfg)
         self.base: Evaluation | None = None
 
