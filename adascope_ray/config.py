@@ -83,6 +83,7 @@ class SamplingConfig(_Strict):
     num_steps: int = Field(20, ge=2, le=1000, description="Denoising steps K.")
     eta: float = Field(1.0, gt=0, le=1.0, description="DDIM eta, or the flow-matching SDE noise level a (> 0: every step is stochastic and has a log-prob).")
     guidance_scale: float = Field(4.5, ge=1.0, le=30.0, description="Classifier-free guidance scale; 1 turns guidance off.")
+    initial_noise: Literal["per_sample", "per_group"] = Field("per_sample", description="Starting latent x_T: 'per_sample' draws one for every trajectory; 'per_group' gives the G trajectories of a prompt the same x_T, so their rewards differ only by the policy's actions (the per-step noise) and the group-normalised advantage credits the actions, not the start.")
 
 
 class SamplerConfig(_Strict):

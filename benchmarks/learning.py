@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/learning.py [--config configs/tiny.yaml] [--seeds 0,1,2]
         [--iterations 30] [--eval-prompts 48] [--eval-seeds 0,1,2,3] [--split test]
-        [--tag NAME] [key=value ...]
+        [--train-prompts 16] [--train-seeds 2] [--tag NAME] [key=value ...]
 
 For each training seed, a fresh in-process run of the config (plain Sampler, the
 config's rewards and Learner, no Ray; run.seed and learner.seed set to the seed):
 the base policy and the trained one are each evaluated on the same captions with the
 same noise (adascope_ray.evaluation), on two caption sets:
   - `split` (test by default: captions no rule or calibration ever sees; world.splits),
-  - the training captions themselves (the first train_prompts, two noise seeds),
+  - the training captions themselves (the first train_prompts, the first train_seeds noise seeds),
 and the paired gain trained − base is reported with its standard error (ddof = 1) and
 the verdict (better / worse / no difference at 2 SE). Every seed is reported; the
 pooled line treats all seeds' samples as pairs. Writes
@@ -37,28 +37,37 @@ from adascope_ray.world.splits import split_captions  # noqa: E402
 CACHE = Path.home() / ".cache" / "adascope_ray" / "eval"  # base-model evaluations, reused across runs
 
 
-def base_evaluation(cfg, loop: InProcessLoop, prompts: list[str], seeds: list[int]) -> Evaluation:
+def held_out_reward(cfg):
+    """The config's rewards as evaluation scores them: scene_check pass / fail even when
+    training uses its partial credit."""
+    from adascope_ray.rewards.combine import CombinedReward
+
+    return CombinedReward([c.model_copy(update={"partial_credit": False}) for c in cfg.rewards.components])
+
+
+def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: list[int]) -> Evaluation:
     """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed),
     cached on disk by model, sampling settings, rewards, prompts and seeds."""
     key = json.dumps([cfg.model.path, cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
-                      [c.model_dump() for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
+                      [c.model_dump() | {"partial_credit": False} for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return Evaluation.from_json(json.loads(path.read_text()))
-    ev = evaluate_sampler(loop.sampler, loop.reward, prompts, seeds)[0]
+    ev = evaluate_sampler(loop.sampler, score, prompts, seeds)[0]
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(ev.to_json()))
     return ev
 
 
 def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, split: str, eval_prompts: int,
-             eval_seeds: list[int], train_prompts: int) -> dict:
+             eval_seeds: list[int], train_prompts: int, train_seeds: int) -> dict:
     cfg = load_config(cfg_path, overrides + [f"run.seed={seed}", f"learner.seed={seed}"])
     loop = InProcessLoop(cfg)
+    score = held_out_reward(cfg)
     sets = {split: (split_captions(split, eval_prompts, seed=0), eval_seeds),
-            "train": (list(dict.fromkeys(loop.prompts))[:train_prompts], eval_seeds[:2])}
+            "train": (list(dict.fromkeys(loop.prompts))[:train_prompts], eval_seeds[:train_seeds])}
     t0 = time.perf_counter()
-    base = {name: base_evaluation(cfg, loop, p, sd) for name, (p, sd) in sets.items()}
+    base = {name: base_evaluation(cfg, loop, score, p, sd) for name, (p, sd) in sets.items()}
     eval_s = time.perf_counter() - t0
     curve, cost, t0 = [], 0.0, time.perf_counter()
     for it in range(iterations):
@@ -71,7 +80,7 @@ def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, sp
     train_s = time.perf_counter() - t0
     out = {"seed": seed, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost, "curve": curve}
     for name, (p, sd) in sets.items():
-        final = evaluate_sampler(loop.sampler, loop.reward, p, sd)[0]
+        final = evaluate_sampler(loop.sampler, score, p, sd)[0]
         gains = final.against(base[name])
         out[name] = {"prompts": len(p), "base": base[name].summary(), "final": final.summary(),
                      "gain": {k: {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()} for k, d in gains.items()},
@@ -93,6 +102,7 @@ def main() -> None:
     ap.add_argument("--eval-seeds", default="0,1,2,3")
     ap.add_argument("--split", default="test", choices=["validation", "test"])
     ap.add_argument("--train-prompts", type=int, default=16, help="training captions evaluated (with the first two noise seeds)")
+    ap.add_argument("--train-seeds", type=int, default=2, help="noise seeds of the training captions' evaluation (the first of --eval-seeds)")
     ap.add_argument("--tag", default=None, help="result name (default: the config's stem)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learning"))
     args, overrides = ap.parse_known_args()
@@ -100,7 +110,7 @@ def main() -> None:
     runs = []
     for seed in seeds:
         runs.append(run_seed(args.config, overrides, seed, args.iterations, args.split, args.eval_prompts, eval_seeds,
-                             args.train_prompts))
+                             args.train_prompts, args.train_seeds))
     pooled = {}
     for name in (args.split, "train"):
         d = paired_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in runs]),

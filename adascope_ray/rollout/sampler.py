@@ -30,6 +30,7 @@ class Sampler:
         self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg, getattr(torch, model_cfg.dtype))
         self.device = self.denoiser.device
         self.pool = pool
+        self.initial_noise = sampling_cfg.initial_noise
         self.resolution = model_cfg.resolution
         self.version = -1  # no published weights yet
         self._uncond = None
@@ -50,7 +51,9 @@ class Sampler:
         if batch.policy_version != self.version:
             raise RuntimeError(f"sampler holds weights v{self.version}, batch wants v{batch.policy_version}")
         t0 = time.perf_counter()
-        parts = [self._sample_chunk(batch.prompts[i : i + self.cfg.batch_size], batch.seed * 100_003 + i)
+        starts = self._group_starts(batch) if self.initial_noise == "per_group" else None
+        parts = [self._sample_chunk(batch.prompts[i : i + self.cfg.batch_size], batch.seed * 100_003 + i,
+                                    x_start=None if starts is None else starts[i : i + self.cfg.batch_size])
                  for i in range(0, len(batch.prompts), self.cfg.batch_size)]
         cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
         k = len(self.policy.schedule.timesteps)
@@ -67,6 +70,16 @@ class Sampler:
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
         )
+
+    def _group_starts(self, batch: PromptBatch) -> torch.Tensor:
+        """x_T (B, C, h, w) shared by the rows of each group: group g's from its own
+        generator (seed, g), so it does not depend on how the batch is chunked."""
+        side = self.resolution // self.pipe.vae_scale_factor
+        shape = (self.denoiser.config.in_channels, side, side)
+        gids = np.asarray(batch.group_ids)
+        by_group = {int(g): torch.randn(shape, generator=torch.Generator("cpu").manual_seed(
+            (batch.seed * 100_003 + 7_919 * int(g) + 1) % 2**63)) for g in np.unique(gids)}
+        return torch.stack([by_group[int(g)] for g in gids])
 
     def _uncond_embeds(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """(embeds (1, L, D), pooled (1, P) or None) of the empty prompt, under CFG."""
@@ -104,12 +117,15 @@ class Sampler:
         prediction decode(x̂0_k) of every step, "step_images" (b, K, H, W, 3) uint8."""
         return self._sample_chunk(prompts, seed, decode_steps=True)
 
-    def _sample_chunk(self, prompts: list[str], seed: int, decode_steps: bool = False) -> dict[str, np.ndarray]:
+    def _sample_chunk(self, prompts: list[str], seed: int, decode_steps: bool = False,
+                      x_start: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+        """x_start: (b, C, h, w) starting noise to use in place of the chunk's own draw."""
         b = len(prompts)
         gen = torch.Generator("cpu").manual_seed(seed)
         cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
         side = self.resolution // self.pipe.vae_scale_factor
-        x = torch.randn((b, self.denoiser.config.in_channels, side, side), generator=gen).to(self.device)
+        x = torch.randn((b, self.denoiser.config.in_channels, side, side), generator=gen)  # drawn either way: same step noise
+        x = (x if x_start is None else x_start.to(x.dtype)).to(self.device)
         x = x * getattr(self.pipe.scheduler, "init_noise_sigma", 1.0)
         rows0 = self.policy.forward_rows
         latents, log_probs, x0s = [x], [], []
