@@ -106,6 +106,11 @@ class AdvantageConfig(_Strict):
     tracker_min_count: int = Field(16, ge=2, description="Below this many rewards for a prompt the tracker uses the batch statistics.")
 
 
+class KLConfig(_Strict):
+    """The KL term to the reference (the model before training) added to the loss."""
+    beta: float = Field(0.0, ge=0, le=1e6, description="Weight β of KL(π_θ ‖ π_ref) per trained (sample, step) pair, β ‖μ_θ − μ_ref‖² / 2σ_k² averaged over latent dimensions; 0 = off. Each trained pair then costs one more denoiser pass (the reference's), counted in the learner's cost.")
+
+
 class LearnerConfig(_Strict):
     lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -120,6 +125,7 @@ class LearnerConfig(_Strict):
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved for the learner actor.")
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the learner actor.")
     seed: int = Field(0, ge=0, description="Seed of the learner's window and shuffling RNG.")
+    kl: KLConfig = Field(default_factory=KLConfig, description="KL term to the reference model.")
 
     @model_validator(mode="after")
     def _betas(self) -> "LearnerConfig":

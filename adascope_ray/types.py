@@ -94,6 +94,7 @@ class UpdateStats:
     timings: dict[str, float] = field(default_factory=dict)
     dropped_nonfinite: int = 0     # samples with a non-finite reward, log-prob or latent
     skipped_steps: int = 0         # optimizer steps skipped for a non-finite gradient
+    loss_terms: dict[str, float] = field(default_factory=dict)  # the loss's parts, e.g. "kl_ref" (mean over trained pairs)
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,7 @@ class Controller:
             "sampler_forward_rows": stats.sampler_forward_rows,
             "learner_forward_rows": stats.learner_forward_rows,
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
+            **{f"loss/{k}": v for k, v in stats.loss_terms.items()},
             "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.sampler_restarts,
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},

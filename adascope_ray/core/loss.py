@@ -1,7 +1,11 @@
-"""The clipped policy-gradient loss over the selected (sample, step) pairs.
+"""The clipped policy-gradient loss over the selected (sample, step) pairs, and the KL
+term to the reference policy.
 
     r = exp(log π_θ − log π_old)
     L = mean over pairs of max(−A r, −A clip(r, 1−ε, 1+ε))          (PPO / DDPO)
+    KL(π_θ(·|x_k) ‖ π_ref(·|x_k)) = ‖μ_θ − μ_ref‖² / 2σ_k²          (equal variances)
+        averaged over latent dimensions, as the log-probs are
+    L_total = L + β mean over pairs of KL
 """
 from __future__ import annotations
 
@@ -31,3 +35,11 @@ def clipped_pg_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
             ratio_mean=float(ratio.mean()),
         )
     return loss, stats
+
+
+def kl_to_reference(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """mean, ref_mean: (N, C, H, W) step means of the policy and the reference at the same
+    x_k; std: (N, 1, 1, 1) the step's σ_k (shared: the variance does not depend on θ).
+    Returns (N,): the Gaussians' KL per latent dimension."""
+    kl = (mean - ref_mean.detach()) ** 2 / (2 * std**2)
+    return kl.mean(dim=tuple(range(1, kl.dim())))

@@ -4,12 +4,15 @@
   1. collate     — concatenate rollouts, drop samples older than max_staleness
   2. advantages  — per-prompt normalised rewards; zero-spread groups dropped
   3. window      — which steps enter the update (core.window, docs/adascope.md)
-  4. update      — clipped policy-gradient loss on exactly the selected pairs
+  4. update      — clipped policy-gradient loss on exactly the selected pairs (plus
+                   β · KL to the reference there when learner.kl.beta > 0)
 and bumps the weights version. `publish()` returns the new weights as numpy.
 """
 from __future__ import annotations
 
+import copy
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +20,7 @@ import torch
 
 from ..core import signals as sig
 from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
-from ..core.loss import clipped_pg_loss
+from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
@@ -99,6 +102,12 @@ class Learner:
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
         self.policy = make_policy(pipe, self.unet, sampling_cfg, getattr(torch, model_cfg.dtype))
+        # the KL term's reference: the LoRA model with its adapters off, or a frozen copy
+        # of the denoiser before full fine-tuning changes it
+        self.ref_policy = None
+        if learner_cfg.kl.beta > 0 and self.trainable == "full":
+            ref = copy.deepcopy(self.unet).requires_grad_(False).eval()
+            self.ref_policy = make_policy(pipe, ref, sampling_cfg, getattr(torch, model_cfg.dtype))
         if model_cfg.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
         self.device = self.unet.device
@@ -108,6 +117,7 @@ class Learner:
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
         self.rng = np.random.default_rng(learner_cfg.seed)
         self.version = 0
+        self.ref_rows = 0  # a separate reference model's denoiser rows, not yet counted
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
@@ -138,6 +148,8 @@ class Learner:
         rows0 = self.policy.forward_rows
         loss, stats, grad_norm, skipped = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
         timings["update_s"] = time.perf_counter() - t
+        self.policy.forward_rows += self.ref_rows  # the reference's passes count as learner cost
+        self.ref_rows = 0
         self.version += 1
 
         sel = window.mask[adv.valid] if adv.valid.any() else window.mask
@@ -157,6 +169,7 @@ class Learner:
             rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
                              for k in scored[0].rollout.timings},
             timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=skipped,
+            loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats},
         )
 
     def advantages(self, batch: Batch, keep: np.ndarray | None = None) -> Advantages:
@@ -198,7 +211,8 @@ class Learner:
         n = sum(len(p) for p in passes)
         if n == 0:
             return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0
-        losses, kls, clips, norms, skipped = [], [], [], [], 0
+        beta = self.cfg.kl.beta
+        losses, kls, clips, refs, norms, skipped = [], [], [], [], [], 0
         for pairs in passes:
             if len(pairs) == 0:
                 continue
@@ -206,9 +220,13 @@ class Learner:
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
                 self.optimizer.zero_grad(set_to_none=True)
                 for mb in np.array_split(chunk, -(-len(chunk) // self.cfg.micro_batch_size)):
-                    logp = self.log_probs(batch, mb)
+                    out = self.step_outputs(batch, mb)
                     i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
-                    loss, st = clipped_pg_loss(logp, batch.log_probs[i, k], adv[i], self.cfg.clip_range)
+                    loss, st = clipped_pg_loss(out.log_prob, batch.log_probs[i, k], adv[i], self.cfg.clip_range)
+                    if beta > 0:
+                        kl = kl_to_reference(out.mean, self.reference_means(batch, mb), out.std).mean()
+                        loss = loss + beta * kl
+                        refs.append(float(kl.detach()) * len(mb))
                     (loss * len(mb) / len(chunk)).backward()
                     losses.append(float(loss.detach()) * len(mb))
                     kls.append(st.approx_kl * len(mb))
@@ -220,18 +238,44 @@ class Learner:
                     continue
                 norms.append(norm)
                 self.optimizer.step()
-        return (sum(losses) / n, {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n},
-                float(np.mean(norms)) if norms else float("nan"), skipped)
+        stats = {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n}
+        if beta > 0:
+            stats["kl_ref"] = sum(refs) / n
+        return sum(losses) / n, stats, float(np.mean(norms)) if norms else float("nan"), skipped
 
     def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
         """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""
+        return self.step_outputs(batch, pairs).log_prob
+
+    def step_outputs(self, batch: Batch, pairs: np.ndarray, policy=None):
+        """The stochastic step at (i, k) pairs, scoring the stored x_{k+1}: a StepOutput
+        (log-prob (N,), mean μ and σ_k) of `policy` (the trained one by default)."""
         i, k = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
         x_t, x_next = batch.latents[i, k], batch.latents[i, k + 1]
         neg = None if batch.negative is None else batch.negative.expand(len(pairs), -1, -1)
         pooled = None if batch.pooled is None else batch.pooled[i]
         neg_pooled = None if batch.negative_pooled is None else batch.negative_pooled.expand(len(pairs), -1)
-        return self.policy.step(x_t, k, batch.embeds[i], neg, prev_sample=x_next,
-                                pooled=pooled, uncond_pooled=neg_pooled).log_prob
+        return (policy or self.policy).step(x_t, k, batch.embeds[i], neg, prev_sample=x_next,
+                                            pooled=pooled, uncond_pooled=neg_pooled)
+
+    @torch.no_grad()
+    def reference_means(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
+        """μ_ref at the (i, k) pairs: (N, C, H, W), the model before training."""
+        if self.ref_policy is not None:
+            out = self.step_outputs(batch, pairs, self.ref_policy)
+            self.ref_rows += self.ref_policy.forward_rows
+            self.ref_policy.forward_rows = 0
+            return out.mean
+        with self._adapters_off():
+            return self.step_outputs(batch, pairs).mean
+
+    @contextmanager
+    def _adapters_off(self):
+        self.unet.disable_adapters()
+        try:
+            yield
+        finally:
+            self.unet.enable_adapters()
 
     # ---- weights ----------------------------------------------------------------
     def publish(self) -> WeightsUpdate:

@@ -62,3 +62,21 @@ def test_cost_hand_worked():
     # AdaScope with |W| = 15: 100 + 90 = 190
     assert sampler_passes(1, 50, True) + learner_passes(15, True) == 190
     assert sampler_passes(4, 20, False) == 80 and learner_passes(3, False, epochs=2) == 18
+
+
+def test_kl_to_reference_is_the_gaussian_kl_per_dimension_and_only_moves_the_policy():
+    import torch
+    from torch.distributions import Normal, kl_divergence
+
+    from adascope_ray.core.loss import kl_to_reference
+
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(3, 2, 4, 4, generator=g, requires_grad=True)
+    mu_ref = torch.randn(3, 2, 4, 4, generator=g, requires_grad=True)
+    std = torch.tensor([0.5, 1.0, 2.0]).view(3, 1, 1, 1)
+    ref = kl_divergence(Normal(mu, std.expand_as(mu)), Normal(mu_ref, std.expand_as(mu))).flatten(1).mean(1)
+    got = kl_to_reference(mu, mu_ref, std)
+    torch.testing.assert_close(got, ref)
+    got.sum().backward()
+    assert mu.grad is not None and mu_ref.grad is None  # the reference is a constant
+    torch.testing.assert_close(kl_to_reference(mu_ref, mu_ref, std), torch.zeros(3), atol=0, rtol=0)
