@@ -176,13 +176,14 @@ def train(args) -> int:
 
 def _summary(run_dir, rows: list[dict], wall: float) -> None:
     from .evaluation import Evaluation
-    from .viz import reward_chart
+    from .viz import reward_chart, window_heatmap
 
     its = [r["iteration"] for r in rows]
     # metrics.jsonl writes a non-finite value as null: a resumed run's earlier rows may hold None
     reward = [math.nan if r["reward_mean"] is None else float(r["reward_mean"]) for r in rows]
     evals = [(e["updates"], Evaluation.from_json(e)) for e in run_dir.read_evals()]
     reward_chart(run_dir.root / "reward.png", its, reward, [{"updates": u, **ev.summary()} for u, ev in evals])
+    window_heatmap(run_dir.root / "window.png", rows)
     first, last = reward[0], rows[-1]
     k = min(5, len(rows))
     head, tail = _finite_mean(reward[:k]), _finite_mean(reward[-k:])
@@ -201,6 +202,7 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
           f"  cost         {last['cost_fwd_equiv']} forward-pass units per iteration\n"
           f"  metrics      {run_dir.root / 'metrics.jsonl'}\n"
           f"  reward curve {run_dir.root / 'reward.png'}\n"
+          f"  window map   {run_dir.root / 'window.png'}\n"
           f"  samples      {run_dir.root / 'samples'}\n"
           f"  checkpoint   {ckpts[-1] if ckpts else '(none)'}", flush=True)
 

@@ -1,4 +1,5 @@
-"""Pictures: image grids of samples (one row per prompt) and the reward chart."""
+"""Pictures: image grids of samples (one row per prompt), the reward chart and the
+window heatmap."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,6 +47,34 @@ def reward_chart(path, iterations: list[int], train: list[float], evals: list[di
     ax.set_ylabel("reward")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def window_matrix(rows: list[dict]) -> np.ndarray:
+    """(K, T): share of the iteration's trained (sample, step) pairs at step k, from each
+    metrics row's window_hist (pairs per step); an iteration that trained nothing is 0."""
+    hist = np.array([[float(v) for v in r["window_hist"]] for r in rows], float)   # (T, K)
+    total = hist.sum(1, keepdims=True)
+    return np.divide(hist, total, out=np.zeros_like(hist), where=total > 0).T
+
+
+def window_heatmap(path, rows: list[dict]) -> None:
+    """window.png: which denoising steps the update trained, step × iteration (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = window_matrix(rows)
+    its = [r["iteration"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    im = ax.imshow(m, aspect="auto", origin="lower", cmap="viridis", vmin=0, interpolation="nearest",
+                   extent=(its[0] + 0.5, its[-1] + 1.5, -0.5, m.shape[0] - 0.5))
+    ax.set_xlabel("update")
+    ax.set_ylabel("denoising step k (0 = noisiest)")
+    fig.colorbar(im, ax=ax, label="share of trained pairs")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

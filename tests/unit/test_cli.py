@@ -100,4 +100,4 @@ def test_summary_of_a_resumed_run_whose_rows_hold_null(tmp_path, capsys):
     out = capsys.readouterr().out
     # first / last are what was logged (NaN); the means are over the finite values: (0.5 + 0.7) / 2
     assert "first nan  last nan  (mean of first 4: 0.6000, last 4: 0.6000)" in out
-    assert (run.root / "reward.png").is_file()
+    assert (run.root / "reward.png").is_file() and (run.root / "window.png").is_file()
