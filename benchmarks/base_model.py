@@ -1,7 +1,8 @@
 """Where does the shapes world's base model have room? Per-check pass rates of the base
 policy on validation captions at several guidance scales, which background it draws
 for each one asked for, and the same checks on the world's own renders after a VAE
-round trip (what the latent space can hold at all).
+round trip (what the latent space can hold at all), and what decides the background
+brightness: the starting noise's channel means or the caption (R² of each).
 
     .venv/bin/python benchmarks/base_model.py [--model builtin:shapes] [--prompts 64]
         [--seeds 0,1] [--guidance 4.5,2.0,8.0] [--tag base_model]
@@ -46,6 +47,38 @@ def vae_round_trip(model: str, n: int, seed: int = 777) -> dict:
     return {"reward": float(scores.mean()), **{k: float(np.nanmean(parts[k])) for k in CHECKS}}
 
 
+def brightness_r2(model: str, prompts: list[str], seeds: list[int], guidance: float = 4.5) -> dict:
+    """R² of the drawn background's brightness (median pixel) regressed on x_T's
+    per-channel means (C numbers) and, apart, on the asked background (one-hot); plus
+    the schedule's first step and its ᾱ (what the model reads of x_T as signal)."""
+    from adascope_ray.config import config_from_dict
+    from adascope_ray.rollout import Sampler
+    from adascope_ray.types import PromptBatch
+    from adascope_ray.world.evaluate import HELDOUT_SEED
+
+    cfg = config_from_dict({"data": {"prompts": prompts}, "model": {"path": model},
+                            "sampling": {"num_steps": 16, "guidance_scale": guidance}, "sampler": {"batch_size": 32}})
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
+    means, bright = [], []
+    for seed in seeds:
+        r = sampler.sample(PromptBatch(prompts=prompts, group_ids=np.arange(len(prompts)), seed=HELDOUT_SEED + seed,
+                                       policy_version=sampler.version))
+        means.append(r.latents[:, 0].mean(axis=(2, 3)))                              # (n, C)
+        bright.append(np.median(r.images.reshape(len(prompts), -1, 3), axis=1).mean(1))  # (n,)
+    y = np.concatenate(bright)
+    asked = [parse_prompt(p).background for p in prompts] * len(seeds)
+
+    def r2(x: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        return float(1 - ((y - x @ coef) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+    x_t = np.c_[np.concatenate(means), np.ones(len(y))]
+    words = np.array([[a == b for b in BACKGROUNDS] for a in asked], float)
+    sched = sampler.policy.schedule
+    return {"r2_x_T_channel_means": r2(x_t), "r2_asked_background": r2(words), "samples": len(y),
+            "first_timestep": int(sched.timesteps[0]), "first_alpha_bar": float(sched.alpha_bars[0])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="builtin:shapes")
@@ -68,10 +101,14 @@ def main() -> None:
         checks = "  ".join(f"{k[6:]} {row[k]:.2f}" for k in row if k.startswith("check/"))
         print(f"guidance {g:>4}: reward {row['reward_mean']:.3f}  {checks}", flush=True)
         print(f"    background asked -> drawn: {row['background_asked_drawn']}", flush=True)
+    br = brightness_r2(a.model, prompts, seeds)
+    print(f"background brightness: R² {br['r2_x_T_channel_means']:.2f} on x_T's channel means, "
+          f"{br['r2_asked_background']:.2f} on the asked background ({br['samples']} samples; first step t = "
+          f"{br['first_timestep']}, ᾱ = {br['first_alpha_bar']:.4f})", flush=True)
     rt = vae_round_trip(a.model, 96)
     print("VAE round trip of 96 rendered scenes: " + "  ".join(f"{k} {v:.3f}" for k, v in rt.items()))
     path = write_result(a.tag, {"model": a.model, "prompts": a.prompts, "seeds": seeds, "by_guidance": rows,
-                                "vae_round_trip": rt}, ROOT / "benchmarks" / "results" / "learning")
+                                "brightness": br, "vae_round_trip": rt}, ROOT / "benchmarks" / "results" / "learning")
     print(f"wrote {path.relative_to(ROOT)}")
 
 
