@@ -167,8 +167,8 @@ def test_fraction_draws_a_new_subset_of_steps_every_pass(make_cfg):
                    learner={"inner_epochs": 4, "micro_batch_size": 64})
     sampler, learner = build(cfg)
     s = scored_rollout(cfg, sampler)
-    passes, recompute = [], learner.log_probs
-    learner.log_probs = lambda batch, pairs: passes.append(pairs.copy()) or recompute(batch, pairs)
+    passes, recompute = [], learner.step_outputs  # the update's recomputation of each micro-batch
+    learner.step_outputs = lambda batch, pairs, policy=None: passes.append(pairs.copy()) or recompute(batch, pairs, policy)
     stats = learner.update(0, [s])
     b = s.rollout.batch_size
     assert len(passes) == 4 and all(len(p) == b for p in passes)           # one micro-batch per pass
