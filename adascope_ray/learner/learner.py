@@ -117,7 +117,6 @@ class Learner:
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
         self.rng = np.random.default_rng(learner_cfg.seed)
         self.version = 0
-        self.ref_rows = 0  # a separate reference model's denoiser rows, not yet counted
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
@@ -148,8 +147,6 @@ class Learner:
         rows0 = self.policy.forward_rows
         loss, stats, grad_norm, skipped = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
         timings["update_s"] = time.perf_counter() - t
-        self.policy.forward_rows += self.ref_rows  # the reference's passes count as learner cost
-        self.ref_rows = 0
         self.version += 1
 
         sel = window.mask[adv.valid] if adv.valid.any() else window.mask
@@ -263,7 +260,7 @@ class Learner:
         """μ_ref at the (i, k) pairs: (N, C, H, W), the model before training."""
         if self.ref_policy is not None:
             out = self.step_outputs(batch, pairs, self.ref_policy)
-            self.ref_rows += self.ref_policy.forward_rows
+            self.policy.forward_rows += self.ref_policy.forward_rows  # the reference's passes are learner cost
             self.ref_policy.forward_rows = 0
             return out.mean
         with self._adapters_off():

@@ -67,10 +67,11 @@ def test_kl_term_alone_pulls_the_weights_back_and_its_passes_are_counted(make_cf
     assert rows == 2 * 2 * len(pairs)
 
 
-def test_update_reports_kl_and_counts_reference_passes_against_beta_zero(make_cfg):
+@pytest.mark.parametrize("trainable", ["lora", "full"])
+def test_update_reports_kl_and_counts_reference_passes_against_beta_zero(make_cfg, trainable):
     rows = {}
     for beta in (0.0, 0.5):
-        cfg = make_cfg(learner={"kl": {"beta": beta}})
+        cfg = make_cfg(model={"trainable": trainable}, learner={"kl": {"beta": beta}})
         learner, _, scored = pair_and_rollout(cfg)
         st = learner.update(0, [scored])
         rows[beta] = st.learner_forward_rows
