@@ -9,6 +9,7 @@ with code 2 before any actor starts.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -188,6 +189,15 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
     k = min(5, len(rows))
     head, tail = _finite_mean(reward[:k]), _finite_mean(reward[-k:])
     ckpts = sorted((run_dir.root / "checkpoints").glob("step_*"))
+    best = run_dir.root / "checkpoints" / "best"
+    stopped = run_dir.root / "stopped.json"
+    early = ""
+    if stopped.exists():
+        st = json.loads(stopped.read_text())
+        why = {"saturated": "the evaluation reward's gain saturated", "guard": "the evaluation reward fell below its best"}
+        early = (f"  stopped      after {st['updates']} of {st['iterations_planned']} iterations: "
+                 f"{why.get(st['reason'], st['reason'])}; {st['saved_iterations']} iterations "
+                 f"(~{st['saved_cost_fwd_equiv']} forward-pass units) not spent\n")
     held_out = ""
     if len(evals) > 1:
         (u0, first_ev), (u1, last_ev) = evals[0], evals[-1]
@@ -204,7 +214,11 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
           f"  reward curve {run_dir.root / 'reward.png'}\n"
           f"  window map   {run_dir.root / 'window.png'}\n"
           f"  samples      {run_dir.root / 'samples'}\n"
-          f"  checkpoint   {ckpts[-1] if ckpts else '(none)'}", flush=True)
+          f"{early}"
+          f"  checkpoint   {ckpts[-1] if ckpts else '(none)'}"
+          + (f"\n  best         {best} (weights of the best evaluation, after "
+             f"{json.loads((best / 'trainer_state.json').read_text())['iteration']} updates)" if best.exists() else ""),
+          flush=True)
 
 
 def _finite_mean(values: list[float]) -> float:

@@ -20,6 +20,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StopConfig(_Strict):
+    """Stopping on the in-run evaluation (core/stopping.py): needs eval.every > 0."""
+    patience: int = Field(0, ge=0, le=10_000, description="Stop after this many evaluations in a row none of which is better (paired, beyond 2 standard errors) than the last one that was; 0 = never stop early.")
+    guard_margin: float | None = Field(None, ge=0, description="Also stop when the evaluation reward falls, paired and beyond noise, more than this below its best; None = no guard.")
+    export_best: bool = Field(True, description="Keep the best evaluation's weights as checkpoints/best (highest mean evaluation reward).")
+
+
 class RunConfig(_Strict):
     name: str = Field("tiny", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
                       description="Run name: one plain folder name (letters, digits, '_', '.', '-'; not starting with '.'); the run folder is <output_dir>/<name>.")
@@ -31,6 +38,7 @@ class RunConfig(_Strict):
     overwrite: bool = Field(False, description="Replace an existing run folder of the same name.")
     keep_checkpoints: int = Field(3, ge=1, le=10_000, description="Newest checkpoints kept in the run folder; older ones are removed.")
     resume: Literal["never", "auto"] = Field("never", description="'auto': when the run folder holds a checkpoint, continue from the newest one (as --resume does); 'never': only with --resume.")
+    stop: StopConfig = Field(default_factory=StopConfig, description="Early stopping when the evaluation reward's gain has saturated.")
 
 
 class DataConfig(_Strict):
@@ -318,6 +326,8 @@ class Config(_Strict):
             raise ValueError("publish.backend=nccl needs learner.num_gpus and sampler.num_gpus >= 1 (NCCL moves GPU tensors)")
         if self.eval.every and not self.eval.prompts and self.model.path != "builtin:shapes":
             raise ValueError("eval.prompts: give evaluation prompts (world_split captions are for model.path builtin:shapes)")
+        if (self.run.stop.patience or self.run.stop.guard_margin is not None) and not self.eval.every:
+            raise ValueError("run.stop needs the in-run evaluation: set eval.every > 0")
         if self.data.world_train_captions and self.model.path != "builtin:shapes":
             raise ValueError("data.world_train_captions: the shapes world's captions are for model.path builtin:shapes")
         if self.data.prompts_per_iteration % self.sampler.num_samplers:

@@ -87,13 +87,15 @@ class RunDir:
         image_grid(images, prompts, rewards, group_size).save(path)
         return path
 
-    def save_checkpoint(self, step: int, ckpt, meta: dict, learner_state=None) -> Path:
-        """Write a checkpoint folder atomically; returns its final path. A crash while
-        writing leaves only a .tmp-* folder, which is ignored and removed later."""
+    def save_checkpoint(self, step: int, ckpt, meta: dict, learner_state=None, name: str | None = None) -> Path:
+        """Write a checkpoint folder (checkpoints/step_XXXX, or checkpoints/<name>)
+        atomically; returns its final path. A crash while writing leaves only a .tmp-*
+        folder, which is ignored and removed later."""
         import torch
 
-        final = self.root / "checkpoints" / f"step_{step:04d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:04d}-", dir=self.root / "checkpoints"))
+        name = name or f"step_{step:04d}"
+        final = self.root / "checkpoints" / name
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root / "checkpoints"))
         try:
             tensors = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.state.items()}
             if ckpt.kind == "lora" and ckpt.denoiser == "transformer":
@@ -133,7 +135,7 @@ class RunDir:
     def checkpoints(self) -> list[Path]:
         """Complete checkpoint folders, oldest first. A checkpoint moved aside by a
         replacement that was interrupted before the new one took its place is restored."""
-        for aside in (self.root / "checkpoints").glob(".replaced-step_*"):
+        for aside in (self.root / "checkpoints").glob(".replaced-*"):
             final = aside.with_name(aside.name.removeprefix(".replaced-"))
             if final.exists():
                 shutil.rmtree(aside, ignore_errors=True)

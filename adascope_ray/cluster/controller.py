@@ -9,6 +9,8 @@
       evaluate  every eval.every updates: fixed prompts and noise, paired with the
                 evaluation before training (cluster/evaluator.py)
       log       metrics.jsonl, dashboard metrics, image grid, checkpoint
+      stop?     run.stop: the evaluation's gain has saturated (core/stopping.py); the
+                best evaluation's weights are kept as checkpoints/best
     teardown: final checkpoint, actors and (unless kept) the reward app removed
 """
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Controller:
         self.consistent_at: int | None = None  # iteration the learner's state matches, when it does
         self.saved_at: int | None = None       # iteration of the newest checkpoint written
         self.sampler_restarts = 0
+        self.done = self.start  # iterations completed
+        self.stopped: dict | None = None  # why and when the run stopped early
 
     # ---- the loop -----------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -69,7 +73,10 @@ class Controller:
             self.setup()
             for it in self._iterations():
                 self.rows.append(self.iteration(it))
-            self.checkpoint(self.cfg.run.iterations, final=True)
+                self.done = it + 1
+                if "eval/reward" in self.rows[-1] and self.keep_best_or_stop(it + 1):
+                    break
+            self.checkpoint(self.done, final=True)
         except BaseException:
             # first the reward app (a request, not a wait): `ray job stop` kills the driver
             # a few seconds after its SIGTERM, possibly before the checkpoint is written
@@ -110,6 +117,7 @@ class Controller:
             if self.resume[1] is not None:
                 ray.get(self.learner.load_state.remote(self.resume[1]))
             self.rows = self.run_dir.truncate_metrics(self.start)
+            (self.run_dir.root / "stopped.json").unlink(missing_ok=True)  # a resumed run goes on
         self.run_dir.write_json("actors.json", self.placement_report())
         self.publisher = Publisher(self.cfg, self.learner, self.samplers)
         self.publish()
@@ -119,6 +127,7 @@ class Controller:
             self.evaluator.resume(self.start)
             if self.evaluator.base is None:  # the evaluation every later one is paired with
                 self.evaluate(self.start)
+                self.keep_best_or_stop(self.start)
 
     def placement_report(self) -> dict:
         actors = [self.learner] + self.samplers
@@ -230,6 +239,24 @@ class Controller:
         if every and (it + 1) % every == 0 and not last:
             self.checkpoint(it + 1)
         return row
+
+    def keep_best_or_stop(self, updates: int) -> bool:
+        """After an evaluation: keep its weights if it is the best so far; True (stop)
+        when the evaluator's rule says so, the iterations (and cost) not spent counted."""
+        ev = self.evaluator
+        if self.cfg.run.stop.export_best and ev.best_updates == updates:
+            ckpt = ray.get(self.learner.export.remote())
+            self.run_dir.save_checkpoint(updates, ckpt, {"iteration": updates, "best": True}, name="best")
+        d = ev.decision
+        if not (ev.stops and d.stop) or updates >= self.cfg.run.iterations:
+            return False
+        left = self.cfg.run.iterations - updates
+        per_it = sum(r["cost_fwd_equiv"] for r in self.rows) / max(len(self.rows), 1)
+        self.stopped = {"reason": d.reason, "updates": updates, "iterations_planned": self.cfg.run.iterations,
+                        "best_updates": ev.best_updates, "stale_evaluations": d.stale,
+                        "saved_iterations": left, "saved_cost_fwd_equiv": round(left * per_it)}
+        self.run_dir.write_json("stopped.json", self.stopped)
+        return True
 
     def checkpoint(self, step: int, final: bool = False) -> None:
         ckpt, state = ray.get([self.learner.export.remote(), self.learner.state.remote()])

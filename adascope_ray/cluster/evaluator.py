@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.stopping import StopDecision, stop_decision
 from ..evaluation import Evaluation, eval_batches
 from ..world.splits import split_captions
 
@@ -18,9 +19,20 @@ def eval_prompts(cfg) -> list[str]:
 
 class InRunEvaluator:
     def __init__(self, cfg, run_dir):
-        self.cfg, self.run_dir = cfg.eval, run_dir
+        self.cfg, self.stop_cfg, self.run_dir = cfg.eval, cfg.run.stop, run_dir
         self.prompts = eval_prompts(cfg)
         self.base: Evaluation | None = None
+        self.history: list[tuple[int, np.ndarray]] = []  # (updates, rewards (S, N)) of every evaluation
+        self.decision: StopDecision | None = None
+
+    @property
+    def stops(self) -> bool:
+        return bool(self.stop_cfg.patience) or self.stop_cfg.guard_margin is not None
+
+    @property
+    def best_updates(self) -> int | None:
+        """Updates of the best evaluation so far (highest mean reward)."""
+        return self.history[self.decision.best][0] if self.decision else None
 
     def due(self, updates: int, last: bool) -> bool:
         return bool(self.cfg.every) and (updates % self.cfg.every == 0 or last)
@@ -29,6 +41,15 @@ class InRunEvaluator:
         """Keep the evaluations made up to `updates` (the rest is redone); the first is the base."""
         kept = self.run_dir.truncate_evals(updates)
         self.base = Evaluation.from_json(kept[0]) if kept else None
+        self.history = [(int(e["updates"]), Evaluation.from_json(e).total) for e in kept]
+        self._decide()
+
+    def _decide(self) -> None:
+        if self.history:
+            s = self.stop_cfg
+            self.decision = stop_decision([h for _, h in self.history], max(s.patience, 1), s.guard_margin)
+            if not s.patience and self.decision.reason == "saturated":  # patience 0: only the guard stops
+                self.decision = StopDecision(False, "", self.decision.best, self.decision.reference, self.decision.stale)
 
     def run(self, updates: int, version: int, call) -> dict:
         """Evaluate with `call(batches, grid_prompts) -> per-batch results` (the samplers);
@@ -41,12 +62,15 @@ class InRunEvaluator:
         self.run_dir.append_eval({"updates": updates, **ev.to_json()})
         if self.base is None:
             self.base = ev
+        self.history.append((updates, ev.total))
+        self._decide()
         if self.cfg.grid_prompts:
             self._grid(updates, results, ev)
         s, gain = ev.summary(), ev.against(self.base)
         row = {"eval/reward": s["reward"], "eval/reward_se": s["reward_se"], "eval/samples": int(ev.total.size),
                "eval/gain": gain["reward"].mean, "eval/gain_se": gain["reward"].se,
-               "eval/verdict": gain["reward"].verdict(), "eval/cost_fwd_equiv": ev.sampler_forward_rows}
+               "eval/verdict": gain["reward"].verdict(), "eval/cost_fwd_equiv": ev.sampler_forward_rows,
+               "eval/best_updates": self.best_updates, "eval/stale": self.decision.stale}
         row.update({f"eval/{k}": s[k] for k in ev.components})
         return row
 

@@ -42,6 +42,17 @@ def to_epsilon(model_out: torch.Tensor, x_t: torch.Tensor, alpha_bar_t, predicti
     raise ValueError(f"unsupported prediction_type {prediction_type!r}")
 
 
+def to_x0(model_out: torch.Tensor, x_t: torch.Tensor, alpha_bar_t, prediction_type: str) -> torch.Tensor:
+    """x̂0 from an epsilon- or v-prediction. ε: (x_t − √(1−ᾱ) ε̂) / √ᾱ (undefined at ᾱ = 0);
+    v: √ᾱ x_t − √(1−ᾱ) v̂, finite at ᾱ = 0 — a zero-terminal-SNR schedule's first step."""
+    a = _rows(alpha_bar_t, x_t)
+    if prediction_type == "epsilon":
+        return (x_t - (1 - a).sqrt() * model_out) / a.sqrt()
+    if prediction_type == "v_prediction":
+        return a.sqrt() * x_t - (1 - a).sqrt() * model_out
+    raise ValueError(f"unsupported prediction_type {prediction_type!r}")
+
+
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Mean over all non-batch dims of log N(x; mean, std²): (B,)."""
     lp = -((x.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - _HALF_LOG_2PI
@@ -63,10 +74,12 @@ def ddim_step_with_logprob(
     eta: float,
     prev_sample: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
+    x0_pred: torch.Tensor | None = None,
 ) -> StepOutput:
     """One DDIM step with eta > 0. Samples x_prev (or scores a given one).
 
     1. x̂0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t                                   (DDIM eq. 12)
+       (or the x̂0 given, which a v-prediction yields even where ᾱ_t = 0)
     2. σ_t = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)                    (DDIM eq. 16)
     3. μ = √ᾱ_prev x̂0 + √(1 − ᾱ_prev − σ_t²) ε̂                          (DDIM eq. 12)
     4. x_prev = μ + σ_t z, z ~ N(0, I)      (skipped when prev_sample is given)
@@ -75,7 +88,8 @@ def ddim_step_with_logprob(
     if eta <= 0:
         raise ValueError("eta must be > 0 for a stochastic step with a log-prob")
     a_t, a_prev = _rows(alpha_bar_t, x_t), _rows(alpha_bar_prev, x_t)
-    x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()                    # 1
+    if x0_pred is None:
+        x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()                # 1
     var = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
     std = eta * var.clamp_min(0).sqrt()                                       # 2
     mean = a_prev.sqrt() * x0_pred + (1 - a_prev - std**2).clamp_min(0).sqrt() * eps  # 3

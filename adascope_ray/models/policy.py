@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.sde import StepOutput, ddim_step_with_logprob, flow_alpha_bar, flow_sde_step_with_logprob, to_epsilon
+from ..core.sde import StepOutput, ddim_step_with_logprob, flow_alpha_bar, flow_sde_step_with_logprob, to_epsilon, to_x0
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class DiffusionPolicy:
         self.vae_scale = vae_scale  # pixels per latent cell, for SDXL's size ids
         self.prediction_type = scheduler.config.prediction_type
         self.schedule = ddim_schedule(scheduler, sampling_cfg.num_steps)
+        if self.prediction_type == "epsilon" and bool((self.schedule.alpha_bars <= 0).any()):
+            raise ValueError("scheduler: a zero-terminal-SNR schedule (rescale_betas_zero_snr) needs "
+                             "prediction_type 'v_prediction'; an ε-prediction has no x̂0 where ᾱ = 0")
         self.forward_rows = 0  # rows pushed through the UNet: the cost counter
 
     @property
@@ -67,8 +70,15 @@ class DiffusionPolicy:
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                     uncond: torch.Tensor | None, alpha_bar_t: torch.Tensor,
                     pooled: torch.Tensor | None = None, uncond_pooled: torch.Tensor | None = None) -> torch.Tensor:
-        """x_t: (B, C, H, W); t: (B,); cond: (B, L, D); uncond: (B, L, D) or None;
-        pooled / uncond_pooled: (B, P), SDXL-class only."""
+        """ε̂ with guidance; arguments as in `predict`."""
+        return to_epsilon(self.predict(x_t, t, cond, uncond, pooled, uncond_pooled), x_t, alpha_bar_t,
+                          self.prediction_type)
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
+                pooled: torch.Tensor | None = None, uncond_pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """The guided model output (ε̂ or v̂, as the scheduler's prediction_type says; guidance
+        is linear in it, so guiding v̂ equals guiding ε̂). x_t: (B, C, H, W); t: (B,);
+        cond: (B, L, D); uncond: (B, L, D) or None; pooled / uncond_pooled: (B, P), SDXL-class only."""
         d = self.dtype
         if self.uses_cfg:
             x2 = torch.cat([x_t, x_t])
@@ -77,11 +87,10 @@ class DiffusionPolicy:
                             **extra).sample.float()
             self.forward_rows += 2 * x_t.shape[0]
             out_u, out_c = out.chunk(2)
-            out = out_u + self.cfg.guidance_scale * (out_c - out_u)
-        else:
-            out = self.unet(x_t.to(d), t, encoder_hidden_states=cond.to(d), **self.added_cond(x_t, pooled)).sample.float()
-            self.forward_rows += x_t.shape[0]
-        return to_epsilon(out, x_t, alpha_bar_t, self.prediction_type)
+            return out_u + self.cfg.guidance_scale * (out_c - out_u)
+        out = self.unet(x_t.to(d), t, encoder_hidden_states=cond.to(d), **self.added_cond(x_t, pooled)).sample.float()
+        self.forward_rows += x_t.shape[0]
+        return out
 
     def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor,
              uncond: torch.Tensor | None, prev_sample: torch.Tensor | None = None,
@@ -93,9 +102,11 @@ class DiffusionPolicy:
         t = s.timesteps[idx].to(x_t.device)
         a_t = s.alpha_bars[idx].to(x_t.device)
         a_prev = s.alpha_bars_prev[idx].to(x_t.device)
-        eps = self.predict_eps(x_t, t, cond, uncond, a_t, pooled, uncond_pooled)
+        out = self.predict(x_t, t, cond, uncond, pooled, uncond_pooled)
+        eps = to_epsilon(out, x_t, a_t, self.prediction_type)
+        x0 = to_x0(out, x_t, a_t, self.prediction_type)
         noise = None if prev_sample is not None else _noise(x_t, generator)
-        return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise)
+        return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise, x0)
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -7,7 +7,10 @@ fitted to procedurally generated scenes and their captions.
 Deterministic for a given thread count (fixed seeds, fixed data, fixed step counts).
 Stage 1 fits the VAE (reconstruction + a small KL term); stage 2 sets the latent
 scaling factor to 1/std of the latents and fits the UNet and text encoder together on
-the ε-prediction loss, captions dropped to "" 10 % of the time so that classifier-free
+the v-prediction loss under a zero-terminal-SNR schedule (ᾱ_T = 0, "trailing"
+timesteps, so sampling starts from pure noise at t = 999 and the first step must read the
+caption, not x_T: with SD's own schedule sampling starts at ᾱ = 0.0102 and x_T's channel
+means decided the background), captions dropped to "" 10 % of the time so that classifier-free
 guidance works; the UNet weights used are an exponential moving average. The folder
 is written with save_pretrained in float16 (loaded back at the dtype asked for).
 """
@@ -56,7 +59,8 @@ def encode_all(vae, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
 
 def train_denoiser(pipe, latents: torch.Tensor, captions: list[str], steps: int, batch: int,
                    gen: torch.Generator, ema_decay: float = 0.999) -> None:
-    """ε-prediction loss on latents (N, 4, h, w), the text encoder trained with the UNet."""
+    """ε- or v-prediction loss (as the scheduler says) on latents (N, 4, h, w), the text
+    encoder trained with the UNet. v = √ᾱ ε − √(1−ᾱ) x0."""
     unet, te, sched = pipe.unet, pipe.text_encoder, pipe.scheduler
     ids = pipe.tokenizer(captions + [""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
                          truncation=True, return_tensors="pt").input_ids
@@ -78,7 +82,8 @@ def train_denoiser(pipe, latents: torch.Tensor, captions: list[str], steps: int,
         eps = torch.randn(x0.shape, generator=gen)
         a = ac[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps                   # q(x_t | x_0)
-        loss = ((unet(x_t, t, encoder_hidden_states=te(tok)[0]).sample - eps) ** 2).mean()
+        target = eps if sched.config.prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
+        loss = ((unet(x_t, t, encoder_hidden_states=te(tok)[0]).sample - target) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -95,6 +100,17 @@ def train_denoiser(pipe, latents: torch.Tensor, captions: list[str], steps: int,
     te.eval()
 
 
+def world_scheduler():
+    """DDIM over SD's scaled-linear betas rescaled to zero terminal SNR, v-prediction,
+    trailing timestep spacing (Lin et al. 2024, "Common diffusion noise schedules and
+    sample steps are flawed")."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                         set_alpha_to_one=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                         timestep_spacing="trailing")
+
+
 def train(out: Path, seed: int = 0, n_images: int = 20000, size: int = 32, vae_steps: int = 600,
           unet_steps: int = 3500, batch: int = 64) -> dict:
     from ..models.tiny import build_tiny_pipeline
@@ -105,6 +121,7 @@ def train(out: Path, seed: int = 0, n_images: int = 20000, size: int = 32, vae_s
     images, captions, _ = dataset(n_images, seed=seed, size=size)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1           # (N, 3, H, W)
     pipe = build_tiny_pipeline(seed, size, out.parent / f".{out.name}-tokenizer")
+    pipe.scheduler = world_scheduler()
     train_vae(pipe.vae, x, vae_steps, batch, gen)
     lat = encode_all(pipe.vae, x)
     scale = float(1.0 / lat.std())

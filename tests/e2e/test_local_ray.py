@@ -83,6 +83,34 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert found == pytest.approx(expect, rel=1e-6), f"gauges after 180 s: {found}, the run's final values: {expect}"
 
 
+def test_a_run_stops_when_the_evaluation_gain_saturates_and_keeps_the_best(ray_cluster, tmp_path, capsys):
+    """run.stop.patience=1 with an update too small to change an image: the evaluation
+    after the first update is no better than the one before training (recomputed here
+    from every sample), so the run stops after 1 of 4 iterations, says so, and keeps
+    the best evaluation's weights in checkpoints/best."""
+    rc = main(["train", TINY, "--no-progress", "run.iterations=4", f"run.output_dir={tmp_path}", "run.name=stops",
+               "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2", "learner.lr=1e-9",
+               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
+               "eval.every=1", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=0", "run.stop.patience=1"])
+    assert rc == 0
+    run = tmp_path / "stops"
+    evals = [np.array(json.loads(line)["total"]) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert len(evals) == 2
+    d = (evals[1] - evals[0]).ravel()
+    assert not d.mean() > 2 * d.std(ddof=1) / len(d) ** 0.5  # not "better": the rule must stop here
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0] and rows[0]["eval/stale"] == 1
+    stopped = json.loads((run / "stopped.json").read_text())
+    assert stopped["reason"] == "saturated" and stopped["updates"] == 1 and stopped["saved_iterations"] == 3
+    assert stopped["saved_cost_fwd_equiv"] == 3 * rows[0]["cost_fwd_equiv"]
+    best_at = 1 if evals[1].mean() > evals[0].mean() else 0
+    assert json.loads((run / "checkpoints" / "best" / "trainer_state.json").read_text())["iteration"] == best_at
+    assert (run / "checkpoints" / "best" / "pytorch_lora_weights.safetensors").is_file()
+    assert [p.name for p in sorted((run / "checkpoints").glob("step_*"))] == ["step_0001"]
+    out = capsys.readouterr().out
+    assert "stopped      after 1 of 4 iterations" in out and f"after {best_at} updates" in out
+
+
 def _png_b64(img: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")

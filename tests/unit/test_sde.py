@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from adascope_ray.core.sde import ddim_step_with_logprob, to_epsilon
+from adascope_ray.core.sde import ddim_step_with_logprob, to_epsilon, to_x0
 
 
 def sd_scheduler():
@@ -70,3 +70,35 @@ def test_v_prediction_to_epsilon():
     x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
     v = math.sqrt(a) * eps - math.sqrt(1 - a) * x0
     torch.testing.assert_close(to_epsilon(v, x_t, a, "v_prediction"), eps)
+
+
+@pytest.mark.parametrize("a", [0.0, 0.36])
+def test_v_prediction_to_x0_is_finite_at_zero_snr(a):
+    # x_t = √ᾱ x0 + √(1−ᾱ) ε, v = √ᾱ ε − √(1−ᾱ) x0  =>  x0 = √ᾱ x_t − √(1−ᾱ) v; at ᾱ = 0, x0 = −v
+    g = torch.Generator().manual_seed(2)
+    x0, eps = torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g)
+    x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+    v = math.sqrt(a) * eps - math.sqrt(1 - a) * x0
+    torch.testing.assert_close(to_x0(v, x_t, a, "v_prediction"), x0)
+    if a > 0:
+        torch.testing.assert_close(to_x0(eps, x_t, a, "epsilon"), x0)
+
+
+def test_zero_terminal_snr_first_step_matches_diffusers():
+    # diffusers' DDIM with rescaled betas (ᾱ_999 = 0) and v-prediction, trailing spacing:
+    # its first step is x̂0 = −v, ε̂ = x_t (at η = 1 diffusers takes the root of a rounding
+    # negative 1 − ᾱ_prev − σ² and returns NaN; ours clamps it, so compare at η = 0.8)
+    sch = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                        set_alpha_to_one=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                        timestep_spacing="trailing")
+    sch.set_timesteps(20)
+    t, prev_t = int(sch.timesteps[0]), int(sch.timesteps[1])
+    a_t, a_prev = sch.alphas_cumprod[t], sch.alphas_cumprod[prev_t]
+    assert t == 999 and float(a_t) == 0.0
+    g = torch.Generator().manual_seed(3)
+    x_t, v, z = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(3))
+    eps, x0 = to_epsilon(v, x_t, a_t, "v_prediction"), to_x0(v, x_t, a_t, "v_prediction")
+    ours = ddim_step_with_logprob(eps, x_t, a_t, a_prev, eta=0.8, noise=z, x0_pred=x0)
+    ref = sch.step(v, t, x_t, eta=0.8, variance_noise=z).prev_sample
+    assert torch.isfinite(ours.log_prob).all()
+    torch.testing.assert_close(ours.prev_sample, ref, rtol=1e-5, atol=1e-5)
