@@ -143,35 +143,86 @@ class LearnerConfig(_Strict):
         return self
 
 
-class WindowConfig(_Strict):
-    strategy: Literal["full", "fraction", "random_window", "sliding", "adascope"] = Field("adascope", description="Which denoising steps enter the update.")
-    fraction: float = Field(0.5, gt=0, le=1.0, description="fraction: share of steps drawn per sample.")
-    size: int = Field(6, ge=1, description="random_window / sliding: window length in steps.")
-    start_range: tuple[int, int] = Field((0, 10), description="random_window: inclusive range of the start step.")
-    slide_start: int = Field(0, ge=0, description="sliding: first window start.")
-    slide_every: int = Field(5, ge=1, description="sliding: iterations between moves.")
-    slide_stride: int = Field(1, ge=1, description="sliding: steps per move.")
-    tau_s: float = Field(0.5, ge=-1, le=1, description="adascope: start when the group-mean structural signal S_k reaches this.")
-    tau_e: float = Field(0.95, ge=-1, le=1, description="adascope: end when the group-mean semantic signal C_k reaches this.")
-    eps_conv: float = Field(0.02, ge=0, description="adascope: or end when the group-mean convergence D_k drops below this.")
-    w_min: int = Field(2, ge=1, description="adascope: minimum window length before the end rule may fire.")
-    w_max: int | None = Field(None, ge=1, description="adascope: maximum window length; None = ceil(0.3 K).")
-    pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal.")
-    prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
-    prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
+class FractionConfig(_Strict):
+    """fraction: a random subset of steps per sample, drawn again every pass (DDPO)."""
+    fraction: float = Field(0.5, gt=0, le=1.0, description="Share of the K steps drawn per sample: floor(f K), at least 1.")
+
+
+class RandomWindowConfig(_Strict):
+    """random_window: one contiguous window per iteration at a random start (Flow-GRPO-Fast)."""
+    size: int = Field(6, ge=1, description="Window length in steps.")
+    start_range: tuple[int, int] = Field((0, 10), description="Inclusive range of the start step.")
+
+    @model_validator(mode="after")
+    def _range(self) -> "RandomWindowConfig":
+        lo, hi = self.start_range
+        if lo < 0 or hi < lo:
+            raise ValueError(f"window.random_window.start_range must be 0 <= lo <= hi, got {self.start_range}")
+        return self
+
+
+class SlidingConfig(_Strict):
+    """sliding: a window that moves later as training proceeds (MixGRPO)."""
+    size: int = Field(6, ge=1, description="Window length in steps.")
+    start: int = Field(0, ge=0, description="First window start.")
+    every: int = Field(5, ge=1, description="Iterations between moves.")
+    stride: int = Field(1, ge=1, description="Steps per move.")
+
+
+class AdaScopeConfig(_Strict):
+    """adascope: the window from the group's signal traces and the schedule prior (docs/adascope.md)."""
+    tau_s: float = Field(0.5, ge=-1, le=1, description="Start when the group-mean structural signal S_k reaches this.")
+    tau_e: float = Field(0.95, ge=-1, le=1, description="End when the group-mean semantic signal C_k reaches this.")
+    eps_conv: float = Field(0.02, ge=0, description="Or end when the group-mean convergence D_k drops below this.")
+    w_min: int = Field(2, ge=1, description="Minimum window length before the end rule may fire.")
+    w_max: int | None = Field(None, ge=1, description="Maximum window length; None = ceil(0.3 K).")
     use_prior: bool = Field(True, description="Clamp the window with the Theorem 2 schedule prior [k_lo, k_hi].")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "WindowConfig":
-        lo, hi = self.start_range
-        if lo < 0 or hi < lo:
-            raise ValueError(f"window.start_range must be 0 <= lo <= hi, got {self.start_range}")
+    def _lengths(self) -> "AdaScopeConfig":
         if self.w_max is not None and self.w_max < self.w_min:
-            raise ValueError(f"window.w_max ({self.w_max}) is below window.w_min ({self.w_min})")
+            raise ValueError(f"window.adascope.w_max ({self.w_max}) is below window.adascope.w_min ({self.w_min})")
         return self
 
     def resolved_w_max(self, num_steps: int) -> int:
         return self.w_max if self.w_max is not None else math.ceil(0.3 * num_steps)
+
+
+_MOVED_WINDOW_KEYS = {
+    **{k: f"adascope.{k}" for k in ("tau_s", "tau_e", "eps_conv", "w_min", "w_max", "use_prior")},
+    "size": "random_window.size (or sliding.size)", "start_range": "random_window.start_range",
+    "slide_start": "sliding.start", "slide_every": "sliding.every", "slide_stride": "sliding.stride",
+}
+
+
+class WindowConfig(_Strict):
+    """Which denoising steps enter the update: the strategy (core/window.py's registry)
+    and its own sub-config; the signal and prior settings every strategy logs."""
+    strategy: Literal["full", "fraction", "random_window", "sliding", "adascope"] = Field("adascope", description="Which denoising steps enter the update; its settings are in the sub-section of the same name.")
+    fraction: FractionConfig = Field(default_factory=FractionConfig, description="Settings of strategy 'fraction'.")
+    random_window: RandomWindowConfig = Field(default_factory=RandomWindowConfig, description="Settings of strategy 'random_window'.")
+    sliding: SlidingConfig = Field(default_factory=SlidingConfig, description="Settings of strategy 'sliding'.")
+    adascope: AdaScopeConfig = Field(default_factory=AdaScopeConfig, description="Settings of strategy 'adascope'.")
+    pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
+    prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
+    prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data):
+        """Settings that were flat keys of window: name their sub-config."""
+        if isinstance(data, dict):
+            for old, new in _MOVED_WINDOW_KEYS.items():
+                if old in data:
+                    raise ValueError(f"window.{old} is now window.{new}")
+            if isinstance(data.get("fraction"), (int, float)):
+                raise ValueError("window.fraction is now window.fraction.fraction")
+        return data
+
+    @property
+    def settings(self):
+        """The chosen strategy's own sub-config (None for 'full', which has none)."""
+        return getattr(self, self.strategy, None) if self.strategy != "full" else None
 
 
 class EvalConfig(_Strict):
@@ -310,13 +361,13 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> "Config":
-        k = self.sampling.num_steps
-        if self.window.strategy in ("random_window", "sliding") and self.window.size > k:
-            raise ValueError(f"window.size ({self.window.size}) exceeds sampling.num_steps ({k})")
-        if self.window.strategy == "random_window" and self.window.start_range[1] + self.window.size > k:
-            raise ValueError(f"window.start_range end + window.size must be <= sampling.num_steps ({k})")
-        if self.window.strategy == "sliding" and self.window.slide_start + self.window.size > k:
-            raise ValueError(f"window.slide_start + window.size must be <= sampling.num_steps ({k})")
+        k, w = self.sampling.num_steps, self.window
+        if w.strategy in ("random_window", "sliding") and w.settings.size > k:
+            raise ValueError(f"window.{w.strategy}.size ({w.settings.size}) exceeds sampling.num_steps ({k})")
+        if w.strategy == "random_window" and w.random_window.start_range[1] + w.random_window.size > k:
+            raise ValueError(f"window.random_window.start_range end + window.random_window.size must be <= sampling.num_steps ({k})")
+        if w.strategy == "sliding" and w.sliding.start + w.sliding.size > k:
+            raise ValueError(f"window.sliding.start + window.sliding.size must be <= sampling.num_steps ({k})")
         if self.cluster.placement != "none":
             for role, c in (("sampler", self.sampler), ("learner", self.learner)):
                 if c.num_cpus == 0 and c.num_gpus == 0:

@@ -121,7 +121,7 @@ def main() -> None:
     k_open = max(int(np.argmax(G >= args.open)) - 1, 0)
     k_close = min(int(np.argmax(G >= args.close)), k - 1)
     tau_s, tau_e, eps = float(np.median(S[:, k_open])), float(np.median(C[:, k_close])), float(np.median(D[:, k_close]))
-    w = cfg.window
+    w = cfg.window.adascope
     w_max = w.resolved_w_max(k)
     mean = lambda x: np.where(np.isfinite(x), x, np.nan).mean(0)  # noqa: E731
     Sm, Cm, Dm = mean(S), mean(C), np.nanmean(np.where(np.isfinite(D), D, np.nan), 0)

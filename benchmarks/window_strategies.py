@@ -41,14 +41,15 @@ from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
 
 STRATEGIES = {
     "full": {"window.strategy": "full"},
-    "fraction-0.25": {"window.strategy": "fraction", "window.fraction": 0.25},
-    "fraction-0.5": {"window.strategy": "fraction", "window.fraction": 0.5},
+    "fraction-0.25": {"window.strategy": "fraction", "window.fraction.fraction": 0.25},
+    "fraction-0.5": {"window.strategy": "fraction", "window.fraction.fraction": 0.5},
     "random_window": {"window.strategy": "random_window"},
     "sliding": {"window.strategy": "sliding"},
     "adascope": {"window.strategy": "adascope"},            # the config's own (calibrated) thresholds
     # the package's default thresholds and the Theorem 2 prior, before calibration
-    "adascope-uncalibrated": {"window.strategy": "adascope", "window.tau_s": 0.5, "window.tau_e": 0.95,
-                              "window.eps_conv": 0.02, "window.use_prior": True},
+    "adascope-uncalibrated": {"window.strategy": "adascope", "window.adascope.tau_s": 0.5,
+                              "window.adascope.tau_e": 0.95, "window.adascope.eps_conv": 0.02,
+                              "window.adascope.use_prior": True},
 }
 EVAL_SEED = 777
 

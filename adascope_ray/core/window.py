@@ -2,11 +2,13 @@
 
 Every strategy returns a `WindowSelection`: a (B, K) boolean mask over samples and
 steps, k = 0 the noisiest. Strategies are pure functions of their inputs and an
-explicit numpy Generator; `select_window` dispatches on the window config.
+explicit numpy Generator. `STRATEGIES` registers each one with what it reads; a
+strategy gets only its own sub-config (config.py: window.<strategy>).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -104,24 +106,51 @@ def adascope_window(structural: np.ndarray, semantic: np.ndarray, convergence: n
     return _from_bounds(starts, ends, k)
 
 
-def select_window(cfg, *, batch: int, k: int, iteration: int, rng: np.random.Generator,
-                  structural: np.ndarray | None = None, semantic: np.ndarray | None = None,
-                  convergence: np.ndarray | None = None, group_ids: np.ndarray | None = None,
-                  k_lo: int = 0, k_hi: int | None = None) -> WindowSelection:
-    """Dispatch on cfg.strategy (a WindowConfig or anything with its attributes)."""
-    if cfg.strategy == "full":
-        return full_window(batch, k)
-    if cfg.strategy == "fraction":
-        return fraction_window(batch, k, cfg.fraction, rng)
-    if cfg.strategy == "random_window":
-        return random_window(batch, k, cfg.size, tuple(cfg.start_range), rng)
-    if cfg.strategy == "sliding":
-        return sliding_window(batch, k, cfg.size, iteration, cfg.slide_start,
-                              cfg.slide_every, cfg.slide_stride)
-    if cfg.strategy == "adascope":
-        return adascope_window(
-            structural, semantic, convergence, group_ids,
-            k_lo=k_lo if cfg.use_prior else 0, k_hi=(k if k_hi is None else k_hi) if cfg.use_prior else k,
-            tau_s=cfg.tau_s, tau_e=cfg.tau_e, eps_conv=cfg.eps_conv, w_min=cfg.w_min,
-            w_max=cfg.resolved_w_max(k) if hasattr(cfg, "resolved_w_max") else cfg.w_max)
-    raise ValueError(f"unknown window strategy {cfg.strategy!r}")
+@dataclass(frozen=True)
+class WindowInputs:
+    """What a strategy may read. Signal traces are (B, K); group_ids (B,)."""
+    batch: int
+    k: int
+    iteration: int
+    rng: np.random.Generator
+    structural: np.ndarray | None = None
+    semantic: np.ndarray | None = None
+    convergence: np.ndarray | None = None
+    group_ids: np.ndarray | None = None
+    k_lo: int = 0            # schedule prior bounds (K = no bound)
+    k_hi: int | None = None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registry entry: select(settings, inputs) with the strategy's own sub-config."""
+    select: Callable[[Any, WindowInputs], WindowSelection]
+    signals: bool = False           # reads the signal traces S, C, D and the group ids
+    redraw_each_pass: bool = False  # drawn again for every inner epoch (DDPO's timestep_fraction)
+
+
+def _adascope(c, x: WindowInputs) -> WindowSelection:
+    k_hi = x.k if x.k_hi is None else x.k_hi
+    return adascope_window(x.structural, x.semantic, x.convergence, x.group_ids,
+                           k_lo=x.k_lo if c.use_prior else 0, k_hi=k_hi if c.use_prior else x.k,
+                           tau_s=c.tau_s, tau_e=c.tau_e, eps_conv=c.eps_conv, w_min=c.w_min,
+                           w_max=c.resolved_w_max(x.k))
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "full": Strategy(lambda c, x: full_window(x.batch, x.k)),
+    "fraction": Strategy(lambda c, x: fraction_window(x.batch, x.k, c.fraction, x.rng), redraw_each_pass=True),
+    "random_window": Strategy(lambda c, x: random_window(x.batch, x.k, c.size, tuple(c.start_range), x.rng)),
+    "sliding": Strategy(lambda c, x: sliding_window(x.batch, x.k, c.size, x.iteration, c.start, c.every, c.stride)),
+    "adascope": Strategy(_adascope, signals=True),
+}
+
+
+def select_window(strategy: str, settings, inputs: WindowInputs) -> WindowSelection:
+    """The window of `strategy` (a STRATEGIES key) with its own sub-config `settings`."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown window strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    entry = STRATEGIES[strategy]
+    if entry.signals and inputs.structural is None:
+        raise ValueError(f"window strategy {strategy!r} needs the signal traces")
+    return entry.select(settings, inputs)

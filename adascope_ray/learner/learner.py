@@ -21,7 +21,7 @@ import torch
 from ..core import signals as sig
 from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss, kl_to_reference
-from ..core.window import WindowSelection, select_window
+from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
@@ -137,7 +137,7 @@ class Learner:
         t = time.perf_counter()
         window, k_lo, k_hi = self.window(iteration, batch, keep=finite)
         masks = [window.mask & adv.valid[:, None]]
-        if self.window_cfg.strategy == "fraction":  # DDPO draws a new subset of steps for every pass
+        if STRATEGIES[self.window_cfg.strategy].redraw_each_pass:  # DDPO draws a new subset for every pass
             masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
                       for _ in range(self.cfg.inner_epochs - 1)]
         mask = masks[0]
@@ -193,10 +193,10 @@ class Learner:
         k_lo, k_hi = sig.prior_bounds(batch.alpha_bars, float(batch.var_pooled[idx].mean()),
                                       float(batch.var_full[idx].mean()), self.window_cfg.pool,
                                       self.window_cfg.prior_lo, self.window_cfg.prior_hi)
-        sel = select_window(self.window_cfg, batch=len(idx), k=k, iteration=iteration, rng=self.rng,
-                            structural=batch.structural[idx], semantic=batch.semantic[idx],
-                            convergence=batch.convergence[idx], group_ids=batch.group_ids[idx],
-                            k_lo=k_lo, k_hi=k_hi)
+        w = self.window_cfg
+        sel = select_window(w.strategy, w.settings, WindowInputs(
+            len(idx), k, iteration, self.rng, structural=batch.structural[idx], semantic=batch.semantic[idx],
+            convergence=batch.convergence[idx], group_ids=batch.group_ids[idx], k_lo=k_lo, k_hi=k_hi))
         mask[idx] = sel.mask
         return WindowSelection(mask), k_lo, k_hi
 

@@ -26,7 +26,7 @@ def _trainable(learner):
 def test_three_updates_equal_one_then_checkpoint_resume_then_two(make_cfg, tmp_path):
     # tracker advantages and a random window: every piece of learner state is exercised
     cfg = make_cfg(advantage={"mode": "tracker", "tracker_min_count": 2},
-                   window={"strategy": "random_window", "size": 2, "start_range": [0, 2]})
+                   window={"strategy": "random_window", "random_window": {"size": 2, "start_range": [0, 2]}})
     straight, sampler = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage), \
         Sampler(cfg.model, cfg.sampling, cfg.sampler)
     ref = [_step(cfg, straight, sampler, it) for it in range(3)]

@@ -57,7 +57,7 @@ def test_learner_recomputes_the_samplers_log_probs(tiny_cfg, pair, micro):
 
 def test_update_trains_only_the_selected_steps(make_cfg):
     # a sliding window fixed at steps [1, 3): only those timesteps may see gradient
-    cfg = make_cfg(window={"strategy": "sliding", "size": 2, "slide_start": 1, "slide_every": 100})
+    cfg = make_cfg(window={"strategy": "sliding", "sliding": {"size": 2, "start": 1, "every": 100}})
     sampler, learner = build(cfg)
     s = scored_rollout(cfg, sampler)
     seen = []
@@ -163,7 +163,7 @@ def test_non_finite_gradient_skips_the_optimizer_step(make_cfg):
 def test_fraction_draws_a_new_subset_of_steps_every_pass(make_cfg):
     """DDPO's timestep_fraction: each inner epoch trains on its own random subset of
     floor(f K) steps per sample (here 1 of 4), not one subset reused by every pass."""
-    cfg = make_cfg(window={"strategy": "fraction", "fraction": 0.25}, data={"group_size": 4},
+    cfg = make_cfg(window={"strategy": "fraction", "fraction": {"fraction": 0.25}}, data={"group_size": 4},
                    learner={"inner_epochs": 4, "micro_batch_size": 64})
     sampler, learner = build(cfg)
     s = scored_rollout(cfg, sampler)

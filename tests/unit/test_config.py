@@ -57,8 +57,11 @@ def test_bad_field_is_named(override, field):
 
 
 def test_contradictions_are_refused():
-    with pytest.raises(ConfigError, match="window.size"):
-        load_config(Path(CONFIGS[0]), ["window.strategy=sliding", "window.size=99"])
+    with pytest.raises(ConfigError, match="window.sliding.size"):
+        load_config(Path(CONFIGS[0]), ["window.strategy=sliding", "window.sliding.size=99"])
+    # a strategy's setting at the old flat place names where it lives now
+    with pytest.raises(ConfigError, match="window.tau_s is now window.adascope.tau_s"):
+        load_config(Path(CONFIGS[0]), ["window.tau_s=0.8"])
     with pytest.raises(ConfigError, match="num_samplers"):
         load_config(Path(CONFIGS[0]), ["data.prompts_per_iteration=3", "sampler.num_samplers=2"])
     with pytest.raises(ConfigError, match="partial_credit applies to 'scene_check' only"):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from adascope_ray.config import WindowConfig
-from adascope_ray.core.window import (adascope_bounds, adascope_window, fraction_window,
+from adascope_ray.core.window import (STRATEGIES, WindowInputs, adascope_bounds, adascope_window, fraction_window,
                                       full_window, random_window, select_window, sliding_window)
 
 K = 10
@@ -93,8 +93,22 @@ def test_adascope_groups_share_a_window_from_group_means():
 
 
 def test_select_window_dispatch_defaults_w_max_to_30_percent():
-    cfg = WindowConfig(strategy="adascope", w_min=1, tau_e=1.0, eps_conv=0.0)  # only w_max ends it
-    sel = select_window(cfg, batch=1, k=K, iteration=0, rng=np.random.default_rng(0),
-                        structural=S[None], semantic=C[None], convergence=D_SLOW[None],
-                        group_ids=np.array([0]), k_lo=0, k_hi=K)
+    cfg = WindowConfig(strategy="adascope", adascope={"w_min": 1, "tau_e": 1.0, "eps_conv": 0.0})  # only w_max ends it
+    sel = select_window("adascope", cfg.settings, WindowInputs(1, K, 0, np.random.default_rng(0), structural=S[None],
+                        semantic=C[None], convergence=D_SLOW[None], group_ids=np.array([0]), k_lo=0, k_hi=K))
     assert rows(sel.mask) == [[3, 4, 5]]  # ceil(0.3 * 10) = 3 steps from k_s = 3
+
+
+def test_every_strategy_gets_only_its_own_sub_config():
+    x = WindowInputs(1, K, 7, np.random.default_rng(0), structural=S[None], semantic=C[None],
+                     convergence=D_SLOW[None], group_ids=np.array([0]))
+    assert set(STRATEGIES) == {"full", "fraction", "random_window", "sliding", "adascope"}
+    cfg = WindowConfig(strategy="sliding", sliding={"size": 2, "start": 1, "every": 3, "stride": 2})
+    assert cfg.settings == cfg.sliding
+    assert rows(select_window("sliding", cfg.settings, x).mask) == [[5, 6]]  # 1 + (7 // 3) * 2 = 5
+    assert WindowConfig(strategy="full").settings is None and select_window("full", None, x).mask.all()
+    assert STRATEGIES["fraction"].redraw_each_pass and not STRATEGIES["adascope"].redraw_each_pass
+    with pytest.raises(ValueError, match="needs the signal traces"):
+        select_window("adascope", WindowConfig().adascope, WindowInputs(1, K, 0, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="unknown window strategy 'nope'"):
+        select_window("nope", None, x)
