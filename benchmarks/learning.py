@@ -45,10 +45,22 @@ def held_out_reward(cfg):
     return CombinedReward([c.model_copy(update={"partial_credit": False}) for c in cfg.rewards.components])
 
 
+def model_fingerprint(cfg) -> str:
+    """SHA-256 of the model folder's weight files, so a retrained model at the same path
+    never reuses another's cached evaluation."""
+    from adascope_ray.models.loader import resolve_model_path
+
+    root, h = Path(resolve_model_path(cfg.model)), hashlib.sha256()
+    for f in sorted(root.rglob("*.safetensors")):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: list[int]) -> Evaluation:
     """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed),
     cached on disk by model, sampling settings, rewards, prompts and seeds."""
-    key = json.dumps([cfg.model.path, cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
+    key = json.dumps([cfg.model.path, model_fingerprint(cfg), cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
                       [c.model_dump() | {"partial_credit": False} for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():

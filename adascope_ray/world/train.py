@@ -108,7 +108,7 @@ def world_scheduler():
 
     return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                          set_alpha_to_one=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-                         timestep_spacing="trailing")
+                         timestep_spacing="trailing", steps_offset=1)  # the offset is unused with trailing spacing
 
 
 def train(out: Path, seed: int = 0, n_images: int = 20000, size: int = 32, vae_steps: int = 600,
