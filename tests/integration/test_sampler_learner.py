@@ -182,7 +182,7 @@ def test_a_non_finite_latent_drops_its_sample_not_its_group_window(make_cfg):
     """A NaN in one sample's latents (and so in its signals and final-latent variance):
     the sample is dropped and counted; its group's window and the prior come from the
     finite samples, and the update still trains the rest."""
-    cfg = make_cfg(window={"strategy": "adascope", "use_prior": True, "tau_s": -1.0, "w_min": 2},
+    cfg = make_cfg(window={"strategy": "adascope", "adascope": {"use_prior": True, "tau_s": -1.0, "w_min": 2}},
                    data={"group_size": 3})
     sampler, learner = build(cfg)
     s = scored_rollout(cfg, sampler)                   # 2 prompts x 3 samples: rows 0-2, 3-5
