@@ -47,9 +47,7 @@ class InRunEvaluator:
     def _decide(self) -> None:
         if self.history:
             s = self.stop_cfg
-            self.decision = stop_decision([h for _, h in self.history], max(s.patience, 1), s.guard_margin)
-            if not s.patience and self.decision.reason == "saturated":  # patience 0: only the guard stops
-                self.decision = StopDecision(False, "", self.decision.best, self.decision.reference, self.decision.stale)
+            self.decision = stop_decision([h for _, h in self.history], s.patience or None, s.guard_margin)
 
     def run(self, updates: int, version: int, call) -> dict:
         """Evaluate with `call(batches, grid_prompts) -> per-batch results` (the samplers);

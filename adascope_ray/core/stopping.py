@@ -35,11 +35,11 @@ class StopDecision:
     stale: int       # evaluations since the reference was last replaced
 
 
-def stop_decision(history: list[np.ndarray], patience: int, guard_margin: float | None = None,
+def stop_decision(history: list[np.ndarray], patience: int | None, guard_margin: float | None = None,
                   z: float = Z_DEFAULT) -> StopDecision:
     """history: the evaluations' reward arrays, oldest (before training) first, all (S, N)
-    and aligned. patience ≥ 1; guard_margin None = no guard."""
-    if patience < 1:
+    and aligned. patience ≥ 1, None = never stop for saturation; guard_margin None = no guard."""
+    if patience is not None and patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience}")
     ref, stale, best = 0, 0, 0
     means = [float(np.nanmean(h)) for h in history]
@@ -55,6 +55,6 @@ def stop_decision(history: list[np.ndarray], patience: int, guard_margin: float 
         drop = paired_difference(history[best], history[last])
         if drop.verdict(z) == "worse" and -drop.mean > guard_margin:
             return StopDecision(True, "guard", best, ref, stale)
-    if stale >= patience:
+    if patience is not None and stale >= patience:
         return StopDecision(True, "saturated", best, ref, stale)
     return StopDecision(False, "", best, ref, stale)

@@ -41,6 +41,7 @@ def test_guard_stops_when_the_reward_falls_beyond_noise_and_the_margin():
     assert (d.stop, d.reason, d.best) == (True, "guard", 1)
     assert not stop_decision(hist, patience=10, guard_margin=0.3).stop  # a fall of 0.2 is inside a margin of 0.3
     assert not stop_decision(hist, patience=10).stop                    # no guard
+    assert not stop_decision(hist[:2] + [BASE + UP] * 5, patience=None).stop  # stale 5, saturation off
 
 
 def test_patience_below_one_is_refused():
