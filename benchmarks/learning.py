@@ -89,6 +89,9 @@ def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, sp
         curve.append({"reward": st.reward_mean, "clipfrac": st.clipfrac, "approx_kl": st.approx_kl,
                       "zero_std_ratio": st.zero_std_ratio, "window_start": st.window_start_mean,
                       "window_length": st.window_length_mean, **st.loss_terms})
+        if (it + 1) % 10 == 0 or it + 1 == iterations:
+            print(f"  seed {seed} iteration {it + 1}/{iterations}: training reward {st.reward_mean:.3f}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
     out = {"seed": seed, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost, "curve": curve}
     for name, (p, sd) in sets.items():
