@@ -203,6 +203,7 @@ class WindowConfig(_Strict):
     random_window: RandomWindowConfig = Field(default_factory=RandomWindowConfig, description="Settings of strategy 'random_window'.")
     sliding: SlidingConfig = Field(default_factory=SlidingConfig, description="Settings of strategy 'sliding'.")
     adascope: AdaScopeConfig = Field(default_factory=AdaScopeConfig, description="Settings of strategy 'adascope'.")
+    placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
     pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
     prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
     prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
@@ -368,6 +369,8 @@ class Config(_Strict):
             raise ValueError(f"window.random_window.start_range end + window.random_window.size must be <= sampling.num_steps ({k})")
         if w.strategy == "sliding" and w.sliding.start + w.sliding.size > k:
             raise ValueError(f"window.sliding.start + window.sliding.size must be <= sampling.num_steps ({k})")
+        if w.placement == "sampler" and self.sampling.initial_noise != "per_group":
+            raise ValueError("window.placement=sampler shares a group's start and prefix: set sampling.initial_noise=per_group")
         if self.cluster.placement != "none":
             for role, c in (("sampler", self.sampler), ("learner", self.learner)):
                 if c.num_cpus == 0 and c.num_gpus == 0:

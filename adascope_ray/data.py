@@ -66,7 +66,10 @@ class PromptSchedule:
             out.append(self.prompts[order[pos]])
         return out
 
-    def batches(self, iteration: int, shards: int, policy_version: int) -> list[PromptBatch]:
+    def batches(self, iteration: int, shards: int, policy_version: int,
+                window: tuple[int, int] | None = None) -> list[PromptBatch]:
+        """`shards` batches of this iteration's prompts × group_size; `window`: the steps
+        the samplers run stochastically (window.placement = sampler), None for all."""
         prompts = self.prompts_for(iteration)
         per = len(prompts) // shards
         out = []
@@ -76,6 +79,6 @@ class PromptSchedule:
                 prompts=[p for p in mine for _ in range(self.group_size)],
                 group_ids=np.repeat(np.arange(len(mine)), self.group_size),
                 seed=int(np.random.default_rng([self.seed, iteration, s]).integers(2**31)),
-                policy_version=policy_version,
+                policy_version=policy_version, window=window,
             ))
         return out

@@ -15,6 +15,7 @@ class PromptBatch:
     group_ids: np.ndarray     # (B,) int: trajectories of one prompt share an id
     seed: int                 # seeds this batch's noise (reproducible rollouts)
     policy_version: int       # weights version the sampler must hold
+    window: tuple[int, int] | None = None  # window.placement = sampler: steps [start, end) stochastic, the rest η = 0
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Rollout:
     timings: dict[str, float] = field(default_factory=dict)
     pooled_embeds: np.ndarray | None = None    # (B, P) pooled text (SD3-class), else None
     negative_pooled: np.ndarray | None = None  # (1, P) under CFG (SD3-class), else None
+    stochastic: np.ndarray | None = None  # (K,) bool: steps sampled with noise (the others η = 0, log-prob 0); None = all
 
     @property
     def batch_size(self) -> int:
@@ -95,6 +97,7 @@ class UpdateStats:
     dropped_nonfinite: int = 0     # samples with a non-finite reward, log-prob or latent
     skipped_steps: int = 0         # optimizer steps skipped for a non-finite gradient
     loss_terms: dict[str, float] = field(default_factory=dict)  # the loss's parts, e.g. "kl_ref" (mean over trained pairs)
+    next_window: tuple[int, int] | None = None  # window.placement = sampler: the steps the next rollouts sample stochastically
 
 
 @dataclass(frozen=True)

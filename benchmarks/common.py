@@ -83,7 +83,9 @@ class InProcessLoop:
         self.schedule = PromptSchedule(self.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
 
     def sample(self, it: int):
-        return self.sampler.sample(self.schedule.batches(it, 1, self.sampler.version)[0])
+        """Iteration it's rollout; under window.placement = sampler only the window the
+        learner published with its last update is sampled with noise, as the controller does."""
+        return self.sampler.sample(self.schedule.batches(it, 1, self.sampler.version, self.learner.next_window)[0])
 
     def score(self, rollout):
         """The rollout with its weighted reward and components, as the Serve app combines them."""

@@ -54,17 +54,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON result")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--warmup", type=int, default=0, help="leave the first N iterations out of the means (under "
+                    "window.placement=sampler the first iteration samples every step)")
+    ap.add_argument("--tag", default="window_cost", help="result name")
     args, overrides = ap.parse_known_args()
     cfg = load_config(args.config, overrides)
     shown = shown_config(args.config)
-    results = [run_strategy(cfg, s, args.iterations) for s in args.strategies.split(",")]
+    results = [run_strategy(cfg, s, args.iterations, args.warmup) for s in args.strategies.split(",")]
     full = next((r for r in results if r["strategy"] == "full"), None)
     print(f"\n{'strategy':<14}{'cost/iter':>10}{'vs full':>9}{'steps/traj':>11}{'sample s':>9}{'update s':>9}{'reward':>9}")
     for r in results:
         ratio = f"{r['cost'] / full['cost']:.2f}" if full else "-"
         print(f"{r['strategy']:<14}{r['cost']:>10.0f}{ratio:>9}{r['steps_per_traj']:>11.2f}"
               f"{r['sample_s']:>9.2f}{r['update_s']:>9.2f}{r['reward']:>9.4f}")
-    path = write_result("window_cost", {"config": shown, "overrides": overrides, "results": results}, args.out)
+    path = write_result(args.tag, {"config": shown, "overrides": overrides, "warmup": args.warmup, "results": results},
+                        args.out)
     print(f"\nwrote {path} ({shown} {' '.join(overrides)})")
 
 

@@ -66,6 +66,9 @@ class Controller:
         self.sampler_restarts = 0
         self.done = self.start  # iterations completed
         self.stopped: dict | None = None  # why and when the run stopped early
+        # window.placement = sampler: the steps the next rollouts sample stochastically (None: all)
+        nw = resume[1].meta.get("next_window") if resume and resume[1] is not None else None
+        self.window: tuple[int, int] | None = None if nw is None else (int(nw[0]), int(nw[1]))
 
     # ---- the loop -----------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -94,6 +97,7 @@ class Controller:
         self.consistent_at = None  # the learner is about to move past the metrics on disk
         with timer("update"):
             stats = self.call_learner(self.learner.update.remote(it, *scored))
+            self.window = stats.next_window  # window.placement = sampler: the next rollouts' noisy steps
         with timer("publish"):
             self.publish()
         evaluated = {}
@@ -140,7 +144,7 @@ class Controller:
 
     def rollout(self, it: int) -> list:
         """Each sampler's shard, scored; the rollouts stay in the object store (refs)."""
-        batches = self.schedule.batches(it, len(self.samplers), self.version)
+        batches = self.schedule.batches(it, len(self.samplers), self.version, self.window)
         return self.on_samplers([lambda a, b=b: a.sample_and_score.options(num_returns=2).remote(b) for b in batches])
 
     def evaluate(self, updates: int) -> dict:

@@ -96,6 +96,27 @@ def ddim_step_with_logprob(
     return _draw_and_score(mean, std, x0_pred, prev_sample, noise)            # 4, 5
 
 
+def ddim_step_deterministic(eps: torch.Tensor, x_t: torch.Tensor, alpha_bar_t, alpha_bar_prev,
+                            x0_pred: torch.Tensor | None = None) -> StepOutput:
+    """The DDIM step with η = 0 (no noise, so no log-prob): steps 1 and 3 above with σ_t = 0,
+
+        x_prev = √ᾱ_prev x̂0 + √(1 − ᾱ_prev) ε̂
+
+    The sampler runs it outside the window (window.placement = sampler). log_prob is 0
+    and std 0: a deterministic step is never trained (Rollout.stochastic says which are)."""
+    a_t, a_prev = _rows(alpha_bar_t, x_t), _rows(alpha_bar_prev, x_t)
+    if x0_pred is None:
+        x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    x_prev = a_prev.sqrt() * x0_pred + (1 - a_prev).sqrt() * eps
+    return _deterministic(x_prev, x0_pred)
+
+
+def _deterministic(x_prev: torch.Tensor, x0_pred: torch.Tensor) -> StepOutput:
+    b = x_prev.shape[0]
+    return StepOutput(x_prev, torch.zeros(b, dtype=x_prev.dtype, device=x_prev.device), x_prev,
+                      torch.zeros(b, *([1] * (x_prev.dim() - 1)), dtype=x_prev.dtype, device=x_prev.device), x0_pred)
+
+
 # ---- flow matching (SD3-class rectified flow) -------------------------------------
 #
 # Notation (docs/adascope.md, "Stochastic step"; Flow-GRPO's SDE form):
@@ -139,3 +160,10 @@ def flow_sde_step_with_logprob(
     mean = x * (1 + s**2 * dt / (2 * s_)) + v * (1 + s**2 * (1 - s_) / (2 * s_)) * dt  # 3
     std = s * (-dt).sqrt()                                                     # 4
     return _draw_and_score(mean, std, x0_pred, prev_sample, noise)             # 5, 6
+
+
+def flow_ode_step(v: torch.Tensor, x: torch.Tensor, sigma, sigma_next) -> StepOutput:
+    """The deterministic (a = 0, Euler) flow step: x_next = x + v̂ (σ_next − σ), x̂0 = x − σ v̂.
+    No log-prob (0) and std 0, as `ddim_step_deterministic`."""
+    s_, s_next = _rows(sigma, x), _rows(sigma_next, x)
+    return _deterministic(x + v * (s_next - s_), x - s_ * v)

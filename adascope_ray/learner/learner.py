@@ -3,7 +3,9 @@
 `Learner.update(iteration, scored_rollouts)` runs, in order:
   1. collate     — concatenate rollouts, drop samples older than max_staleness
   2. advantages  — per-prompt normalised rewards; zero-spread groups dropped
-  3. window      — which steps enter the update (core.window, docs/adascope.md)
+  3. window      — which steps enter the update (core.window, docs/adascope.md); with
+                   window.placement = sampler the steps the sampler ran stochastically,
+                   and the selection becomes the window of the next rollouts
   4. update      — clipped policy-gradient loss on exactly the selected pairs (plus
                    β · KL to the reference there when learner.kl.beta > 0)
 and bumps the weights version. `publish()` returns the new weights as numpy.
@@ -46,6 +48,7 @@ class Batch:
     var_pooled: np.ndarray         # (B,) the prior's s² estimates, per sample
     var_full: np.ndarray           # (B,)
     alpha_bars: torch.Tensor       # (K,)
+    stochastic: np.ndarray         # (B, K) bool: steps sampled with noise (others η = 0, never trained)
 
 
 def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batch:
@@ -75,6 +78,8 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batc
         var_pooled=cat([r.signals.var_pooled for r in rs]),
         var_full=cat([r.signals.var_full for r in rs]),
         alpha_bars=schedule.alpha_bars,
+        stochastic=np.concatenate([np.ones((r.batch_size, r.log_probs.shape[1]), bool) if r.stochastic is None
+                                   else np.broadcast_to(r.stochastic, (r.batch_size, len(r.stochastic))) for r in rs]),
     )
 
 
@@ -117,6 +122,7 @@ class Learner:
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
         self.rng = np.random.default_rng(learner_cfg.seed)
         self.version = 0
+        self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
@@ -135,11 +141,18 @@ class Learner:
         timings["advantages_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        window, k_lo, k_hi = self.window(iteration, batch, keep=finite)
-        masks = [window.mask & adv.valid[:, None]]
-        if STRATEGIES[self.window_cfg.strategy].redraw_each_pass:  # DDPO draws a new subset for every pass
-            masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
-                      for _ in range(self.cfg.inner_epochs - 1)]
+        selected, k_lo, k_hi = self.window(iteration, batch, keep=finite)
+        if not batch.stochastic.all():  # the sampler placed a window: its noisy steps are the ones to train
+            window = WindowSelection(batch.stochastic & finite[:, None])
+            masks = [window.mask & adv.valid[:, None]]
+        else:
+            window = selected
+            masks = [window.mask & adv.valid[:, None]]
+            if STRATEGIES[self.window_cfg.strategy].redraw_each_pass:  # DDPO draws a new subset for every pass
+                masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
+                          for _ in range(self.cfg.inner_epochs - 1)]
+        if self.window_cfg.placement == "sampler":
+            self.next_window = _span(selected.mask) or self.next_window
         mask = masks[0]
         timings["window_s"] = time.perf_counter() - t
 
@@ -166,7 +179,7 @@ class Learner:
             rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
                              for k in scored[0].rollout.timings},
             timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=skipped,
-            loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats},
+            loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats}, next_window=self.next_window,
         )
 
     def advantages(self, batch: Batch, keep: np.ndarray | None = None) -> Advantages:
@@ -291,7 +304,8 @@ class Learner:
             for key, v in st.items():
                 tensors[f"opt.{idx}.{key}"] = torch.as_tensor(v).detach().cpu().clone()
         meta = {"param_names": names, "param_groups": opt["param_groups"], "opt_slots": slots,
-                "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state}
+                "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state,
+                "next_window": None if self.next_window is None else list(self.next_window)}
         return LearnerState(self.version, tensors, meta)
 
     def load_state(self, st: LearnerState) -> None:
@@ -307,6 +321,8 @@ class Learner:
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": st.meta["param_groups"]})
         self.tracker.load_state_dict(st.meta["tracker"])
         self.rng.bit_generator.state = st.meta["rng"]
+        nw = st.meta.get("next_window")
+        self.next_window = None if nw is None else (int(nw[0]), int(nw[1]))
         self.version = st.version
 
     def export(self) -> "Checkpoint":
@@ -334,6 +350,13 @@ def _per_step_counts(masks: list[np.ndarray]) -> list[float]:
     masks (whole numbers unless the passes drew different subsets)."""
     counts = np.mean([m.sum(0) for m in masks], axis=0)
     return [int(c) if float(c).is_integer() else float(c) for c in counts]
+
+
+def _span(mask: np.ndarray) -> tuple[int, int] | None:
+    """(first, last + 1) step any row of a (B, K) mask selects: one window for a whole
+    batch of rollouts; None when nothing is selected."""
+    steps = np.flatnonzero(mask.any(0))
+    return (int(steps[0]), int(steps[-1]) + 1) if len(steps) else None
 
 
 def _nanmean(v: np.ndarray) -> float:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.sde import StepOutput, ddim_step_with_logprob, flow_alpha_bar, flow_sde_step_with_logprob, to_epsilon, to_x0
+from ..core.sde import (StepOutput, ddim_step_deterministic, ddim_step_with_logprob, flow_alpha_bar, flow_ode_step,
+                        flow_sde_step_with_logprob, to_epsilon, to_x0)
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,11 @@ class DiffusionPolicy:
 
     def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor,
              uncond: torch.Tensor | None, prev_sample: torch.Tensor | None = None,
-             generator: torch.Generator | None = None, pooled=None, uncond_pooled=None) -> StepOutput:
+             generator: torch.Generator | None = None, pooled=None, uncond_pooled=None,
+             stochastic: bool = True) -> StepOutput:
         """One stochastic step for rows at step indices `steps` (B,), sampling
-        x_prev (or scoring the given prev_sample). `pooled` is used by SDXL-class UNets."""
+        x_prev (or scoring the given prev_sample); with stochastic=False the η = 0 DDIM
+        step (no noise drawn, log-prob 0). `pooled` is used by SDXL-class UNets."""
         s = self.schedule
         idx = steps.cpu()
         t = s.timesteps[idx].to(x_t.device)
@@ -105,6 +108,8 @@ class DiffusionPolicy:
         out = self.predict(x_t, t, cond, uncond, pooled, uncond_pooled)
         eps = to_epsilon(out, x_t, a_t, self.prediction_type)
         x0 = to_x0(out, x_t, a_t, self.prediction_type)
+        if not stochastic:
+            return ddim_step_deterministic(eps, x_t, a_t, a_prev, x0)
         noise = None if prev_sample is not None else _noise(x_t, generator)
         return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise, x0)
 
@@ -153,11 +158,15 @@ class FlowPolicy:
 
     def step(self, x_t: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
              prev_sample: torch.Tensor | None = None, generator: torch.Generator | None = None,
-             pooled=None, uncond_pooled=None) -> StepOutput:
+             pooled=None, uncond_pooled=None, stochastic: bool = True) -> StepOutput:
+        """The flow SDE step at noise level sampling.eta; with stochastic=False the Euler
+        (ODE) step, no noise drawn, log-prob 0."""
         s = self.schedule
         idx = steps.cpu()
         sigma, sigma_next = s.sigmas[idx].to(x_t.device), s.sigmas[idx + 1].to(x_t.device)
         v = self.predict_velocity(x_t, s.timesteps[idx].to(x_t.device), cond, uncond, pooled, uncond_pooled)
+        if not stochastic:
+            return flow_ode_step(v, x_t, sigma, sigma_next)
         noise = None if prev_sample is not None else _noise(x_t, generator)
         return flow_sde_step_with_logprob(v, x_t, sigma, sigma_next, self.cfg.eta, self.sigma_cap, prev_sample, noise)
 

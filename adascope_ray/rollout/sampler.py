@@ -51,12 +51,16 @@ class Sampler:
         if batch.policy_version != self.version:
             raise RuntimeError(f"sampler holds weights v{self.version}, batch wants v{batch.policy_version}")
         t0 = time.perf_counter()
-        starts = self._group_starts(batch) if self.initial_noise == "per_group" else None
-        parts = [self._sample_chunk(batch.prompts[i : i + self.cfg.batch_size], batch.seed * 100_003 + i,
-                                    x_start=None if starts is None else starts[i : i + self.cfg.batch_size])
-                 for i in range(0, len(batch.prompts), self.cfg.batch_size)]
-        cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
         k = len(self.policy.schedule.timesteps)
+        window = _checked_window(batch.window, k)
+        # a shared deterministic prefix needs a shared start: with a window, groups share x_T
+        starts = self._group_starts(batch) if self.initial_noise == "per_group" or window else None
+        n = self.cfg.batch_size
+        parts = [self._sample_chunk(batch.prompts[i : i + n], batch.seed * 100_003 + i,
+                                    x_start=None if starts is None else starts[i : i + n],
+                                    window=window, group_ids=np.asarray(batch.group_ids)[i : i + n])
+                 for i in range(0, len(batch.prompts), n)]
+        cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
         uncond = self._uncond_embeds()
         return Rollout(
             policy_version=self.version, prompts=list(batch.prompts),
@@ -69,6 +73,7 @@ class Sampler:
             signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
+            stochastic=None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
         )
 
     def _group_starts(self, batch: PromptBatch) -> torch.Tensor:
@@ -118,8 +123,12 @@ class Sampler:
         return self._sample_chunk(prompts, seed, decode_steps=True)
 
     def _sample_chunk(self, prompts: list[str], seed: int, decode_steps: bool = False,
-                      x_start: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-        """x_start: (b, C, h, w) starting noise to use in place of the chunk's own draw."""
+                      x_start: torch.Tensor | None = None, window: tuple[int, int] | None = None,
+                      group_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """x_start: (b, C, h, w) starting noise to use in place of the chunk's own draw.
+        window (start, end): only steps start ≤ k < end draw noise; before start the rows
+        of a group (group_ids, (b,)) share x_start and one deterministic prefix, computed
+        once per group; from end on every row runs η = 0."""
         b = len(prompts)
         gen = torch.Generator("cpu").manual_seed(seed)
         cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
@@ -128,14 +137,25 @@ class Sampler:
         x = (x if x_start is None else x_start.to(x.dtype)).to(self.device)
         x = x * getattr(self.pipe.scheduler, "init_noise_sigma", 1.0)
         rows0 = self.policy.forward_rows
+        start, end = window or (0, len(self.policy.schedule.timesteps))
+        lead, row_of = None, None
+        if start > 0:  # one row per group runs the shared prefix; its rows copy it
+            lead, row_of = np.unique(group_ids, return_index=True)[1], np.unique(group_ids, return_inverse=True)[1]
+        take = lambda t, rows: None if t is None else t[rows]  # noqa: E731
         latents, log_probs, x0s = [x], [], []
         for k in range(len(self.policy.schedule.timesteps)):
-            out = self.policy.step(x, torch.full((b,), k), cond, uncond, generator=gen,
-                                   pooled=pooled, uncond_pooled=uncond_pooled)
-            x = out.prev_sample
+            if k < start:
+                out = self.policy.step(x[lead], torch.full((len(lead),), k), cond[lead], take(uncond, lead),
+                                       pooled=take(pooled, lead), uncond_pooled=take(uncond_pooled, lead),
+                                       stochastic=False)
+                x, lp, x0 = out.prev_sample[row_of], out.log_prob[row_of], out.x0_pred[row_of]
+            else:
+                out = self.policy.step(x, torch.full((b,), k), cond, uncond, generator=gen, pooled=pooled,
+                                       uncond_pooled=uncond_pooled, stochastic=k < end)
+                x, lp, x0 = out.prev_sample, out.log_prob, out.x0_pred
             latents.append(x)
-            log_probs.append(out.log_prob)
-            x0s.append(out.x0_pred)
+            log_probs.append(lp)
+            x0s.append(x0)
         x0 = torch.stack(x0s, 1).float()                                    # (b, K, C, H, W)
         final = x0[:, -1]
         return {
@@ -160,3 +180,12 @@ class Sampler:
         img = vae.decode((latents / vae.config.scaling_factor + shift).to(vae.dtype)).sample  # (b, 3, H, W) in [-1, 1]
         img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return img.permute(0, 2, 3, 1).cpu().numpy()                         # (b, H, W, 3)
+
+
+def _checked_window(window: tuple[int, int] | None, k: int) -> tuple[int, int] | None:
+    if window is None:
+        return None
+    start, end = int(window[0]), int(window[1])
+    if not 0 <= start < end <= k:
+        raise ValueError(f"batch.window {tuple(window)}: need 0 <= start < end <= {k} (sampling.num_steps)")
+    return start, end

@@ -77,6 +77,10 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["model.path=builtin:tiny", "eval.every=5", "eval.prompts=[]"])
     with pytest.raises(ConfigError, match="builtin:shapes is trained at 32 px, got 64"):
         load_config(Path(CONFIGS[0]), ["model.path=builtin:shapes", "model.resolution=64"])
+    # the sampler's shared prefix needs a shared start
+    with pytest.raises(ConfigError, match="window.placement=sampler .* set sampling.initial_noise=per_group"):
+        load_config(Path(CONFIGS[0]), ["window.placement=sampler"])
+    assert load_config(Path(CONFIGS[0]), ["window.placement=sampler", "sampling.initial_noise=per_group"]).window.placement == "sampler"
 
 
 def test_unreadable_files(tmp_path):

@@ -57,3 +57,21 @@ def test_flow_alpha_bar_matches_the_snr():
     sigma = torch.tensor([0.0, 0.5, 0.8, 1.0])
     # SNR of x_σ is ((1−σ)/σ)²; ᾱ/(1−ᾱ) must equal it: 0.5 -> ᾱ 0.5; 0.8 -> 0.04/0.68
     torch.testing.assert_close(flow_alpha_bar(sigma), torch.tensor([1.0, 0.5, 0.04 / 0.68, 0.0]))
+
+
+def test_the_ode_step_is_diffusers_euler_step():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from adascope_ray.core.sde import flow_ode_step
+
+    sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sched.set_timesteps(10)
+    g = torch.Generator().manual_seed(4)
+    x, v = torch.randn(2, 4, 4, 4, generator=g), torch.randn(2, 4, 4, 4, generator=g)
+    for k in (0, 5, 9):
+        sched._step_index = None  # the scheduler finds the step from its timestep
+        euler = sched.step(v, sched.timesteps[k], x).prev_sample
+        out = flow_ode_step(v, x, sched.sigmas[k], sched.sigmas[k + 1])
+        torch.testing.assert_close(out.prev_sample, euler, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(out.x0_pred, x - sched.sigmas[k] * v)
+        assert (out.log_prob == 0).all()

@@ -102,3 +102,27 @@ def test_zero_terminal_snr_first_step_matches_diffusers():
     ref = sch.step(v, t, x_t, eta=0.8, variance_noise=z).prev_sample
     assert torch.isfinite(ours.log_prob).all()
     torch.testing.assert_close(ours.prev_sample, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [0, 7, 19])
+def test_the_eta_zero_step_is_diffusers_deterministic_ddim(k):
+    # SD's schedule (ε-prediction) and the zero-terminal-SNR one (v-prediction, x̂0 given)
+    from adascope_ray.core.sde import ddim_step_deterministic
+
+    for sch, kind in ((sd_scheduler(), "epsilon"),
+                      (DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                                     set_alpha_to_one=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                                     timestep_spacing="trailing"), "v_prediction")):
+        sch.set_timesteps(20)
+        t = int(sch.timesteps[k])
+        prev_t = int(sch.timesteps[k + 1]) if k + 1 < 20 else -1
+        a_t = sch.alphas_cumprod[t]
+        a_prev = sch.alphas_cumprod[prev_t] if prev_t >= 0 else sch.final_alpha_cumprod
+        g = torch.Generator().manual_seed(k)
+        x_t, out = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+        eps, x0 = to_epsilon(out, x_t, a_t, kind), to_x0(out, x_t, a_t, kind)
+        ours = ddim_step_deterministic(eps, x_t, a_t, a_prev, x0)
+        ref = sch.step(out, t, x_t, eta=0.0)
+        torch.testing.assert_close(ours.prev_sample, ref.prev_sample, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.x0_pred, ref.pred_original_sample, rtol=1e-5, atol=1e-5)
+        assert (ours.log_prob == 0).all() and (ours.std == 0).all()
