@@ -15,3 +15,20 @@ def test_a_failed_checkpoint_on_the_way_out_is_reported(capsys):
     out = capsys.readouterr().out
     assert "could not save a checkpoint at iteration 3" in out and "No space left on device" in out
     assert "--resume continues from iteration 2" in out
+
+
+def test_a_resumed_run_samples_the_window_its_learner_published(tmp_path):
+    # window.placement = sampler: the next rollouts' window is part of the learner's state,
+    # so the first iteration after --resume samples it (not every step)
+    from adascope_ray.config import load_config
+    from adascope_ray.runio import RunDir
+    from adascope_ray.types import LearnerState
+
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "tiny.yaml", ["window.placement=sampler", "sampling.initial_noise=per_group"])
+    run = RunDir(tmp_path / "r")
+    placed = Controller(cfg, run, ["a red circle"], progress=False, resume=(3, LearnerState(3, {}, {"next_window": [2, 6]})))
+    assert placed.window == (2, 6)
+    assert Controller(cfg, run, ["a red circle"], progress=False, resume=(0, None)).window is None
+    assert Controller(cfg, run, ["a red circle"], progress=False).window is None
