@@ -56,3 +56,30 @@ def test_update_trains_the_transformer_lora_and_exports_for_a_plain_pipeline(sd3
     plain, got, want = plain_pipeline_with_exported_lora(cfg, learner, tmp_path, run, text_encoder_3=None, tokenizer_3=None)
     assert not torch.allclose(plain, want, atol=1e-4)  # the update moved the policy
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_placed_window_runs_euler_steps_outside_it(sd3):
+    """window.placement = sampler on a flow model: outside [1, 3) the step is diffusers'
+    Euler step on the model's own velocity (no noise), and the group shares step 0."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from adascope_ray.types import PromptBatch
+
+    cfg, _, sampler, _ = sd3
+    k = cfg.sampling.num_steps
+    r = sampler.sample(PromptBatch(["a red circle"] * 2 + ["a blue square"] * 2, np.array([0, 0, 1, 1]), 9,
+                                   sampler.version, window=(1, 3)))
+    assert r.stochastic.tolist() == [i in (1, 2) for i in range(k)]
+    assert (r.log_probs[:, ~r.stochastic] == 0).all() and (r.log_probs[:, r.stochastic] != 0).all()
+    np.testing.assert_allclose(r.latents[0, :2], r.latents[1, :2], atol=1e-5)  # shared x_T and step 0
+    assert not np.allclose(r.latents[0, 2], r.latents[1, 2])
+    sch = FlowMatchEulerDiscreteScheduler.from_config(sampler.pipe.scheduler.config)
+    sch.set_timesteps(k)
+    cond, uncond, pooled, uncond_pooled = sampler._conditioning(r.prompts)
+    for step in [0] + list(range(3, k)):
+        x = torch.from_numpy(r.latents[:, step])
+        with torch.no_grad():
+            v = sampler.policy.predict_velocity(x, sch.timesteps[step].expand(4), cond, uncond, pooled, uncond_pooled)
+        sch._step_index = None
+        want = sch.step(v, sch.timesteps[step], x).prev_sample
+        torch.testing.assert_close(torch.from_numpy(r.latents[:, step + 1]), want, atol=1e-4, rtol=1e-4)
