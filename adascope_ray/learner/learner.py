@@ -142,15 +142,12 @@ class Learner:
 
         t = time.perf_counter()
         selected, k_lo, k_hi = self.window(iteration, batch, keep=finite)
-        if not batch.stochastic.all():  # the sampler placed a window: its noisy steps are the ones to train
-            window = WindowSelection(batch.stochastic & finite[:, None])
-            masks = [window.mask & adv.valid[:, None]]
-        else:
-            window = selected
-            masks = [window.mask & adv.valid[:, None]]
-            if STRATEGIES[self.window_cfg.strategy].redraw_each_pass:  # DDPO draws a new subset for every pass
-                masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
-                          for _ in range(self.cfg.inner_epochs - 1)]
+        placed = not batch.stochastic.all()  # the sampler placed a window: its noisy steps are the ones to train
+        window = WindowSelection(batch.stochastic & finite[:, None]) if placed else selected
+        masks = [window.mask & adv.valid[:, None]]
+        if not placed and STRATEGIES[self.window_cfg.strategy].redraw_each_pass:  # DDPO: a new subset every pass
+            masks += [self.window(iteration, batch, keep=finite)[0].mask & adv.valid[:, None]
+                      for _ in range(self.cfg.inner_epochs - 1)]
         if self.window_cfg.placement == "sampler":
             self.next_window = _span(selected.mask) or self.next_window
         mask = masks[0]

@@ -140,7 +140,7 @@ class Sampler:
         start, end = window or (0, len(self.policy.schedule.timesteps))
         lead, row_of = None, None
         if start > 0:  # one row per group runs the shared prefix; its rows copy it
-            lead, row_of = np.unique(group_ids, return_index=True)[1], np.unique(group_ids, return_inverse=True)[1]
+            _, lead, row_of = np.unique(group_ids, return_index=True, return_inverse=True)
         take = lambda t, rows: None if t is None else t[rows]  # noqa: E731
         latents, log_probs, x0s = [x], [], []
         for k in range(len(self.policy.schedule.timesteps)):
