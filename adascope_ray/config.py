@@ -119,6 +119,12 @@ class KLConfig(_Strict):
     beta: float = Field(0.0, ge=0, le=1e6, description="Weight β of KL(π_θ ‖ π_ref) per trained (sample, step) pair, β ‖μ_θ − μ_ref‖² / 2σ_k² averaged over latent dimensions; 0 = off. Each trained pair then costs one more denoiser pass (the reference's), counted in the learner's cost.")
 
 
+class OffPolicyConfig(_Strict):
+    """How the update treats rollouts sampled by older weights (learner.max_staleness ≥ 1)."""
+    correction: Literal["decoupled", "none"] = Field("decoupled", description="decoupled: recompute a stale sample's log-probs with the learner's weights before the update (π_prox, one no-grad denoiser pass per trained pair, counted in the learner's cost), clip the ratio around those and weight each term by min(π_prox / π_behaviour, is_cap) (docs/adascope.md); none: clip around the behaviour log-probs as for fresh samples.")
+    is_cap: float = Field(2.0, ge=1.0, description="Cap c of the importance weight π_prox / π_behaviour of a stale sample's term.")
+
+
 class LearnerConfig(_Strict):
     lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -128,12 +134,13 @@ class LearnerConfig(_Strict):
     inner_epochs: int = Field(1, ge=1, le=100, description="Passes over the selected steps per iteration.")
     optimizer_steps_per_epoch: int = Field(1, ge=1, description="Optimizer steps per pass (selected steps are split evenly).")
     micro_batch_size: int = Field(8, ge=1, description="(sample, step) pairs per forward/backward.")
-    max_staleness: int = Field(0, ge=0, description="Samples older than this many weight versions are dropped and counted.")
+    max_staleness: int = Field(0, ge=0, description="The schedule. 0: synchronous (the samplers wait while the learner trains). S >= 1: bounded-asynchronous: the samplers generate the next iteration's rollouts with the weights they hold while the learner trains on the last ones (one iteration in flight, so a rollout is 1 version old); a rollout more than S versions old is dropped and counted.")
     num_cpus: float = Field(1.0, ge=0, description="CPUs reserved for the learner actor.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs reserved for the learner actor.")
     torch_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads in the learner actor.")
     seed: int = Field(0, ge=0, description="Seed of the learner's window and shuffling RNG.")
     kl: KLConfig = Field(default_factory=KLConfig, description="KL term to the reference model.")
+    off_policy: OffPolicyConfig = Field(default_factory=OffPolicyConfig, description="The correction for rollouts sampled by older weights.")
 
     @model_validator(mode="after")
     def _betas(self) -> "LearnerConfig":

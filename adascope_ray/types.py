@@ -98,6 +98,7 @@ class UpdateStats:
     skipped_steps: int = 0         # optimizer steps skipped for a non-finite gradient
     loss_terms: dict[str, float] = field(default_factory=dict)  # the loss's parts, e.g. "kl_ref" (mean over trained pairs)
     next_window: tuple[int, int] | None = None  # window.placement = sampler: the steps the next rollouts sample stochastically
+    off_policy: dict[str, float] = field(default_factory=dict)  # staleness_mean; the decoupled loss's importance weights when a sample was stale
 
 
 @dataclass(frozen=True)

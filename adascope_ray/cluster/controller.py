@@ -3,8 +3,13 @@
     setup:    reward application (deployed or attached), placement, sampler actors,
               learner, weight publisher, weights v0
     for each iteration:
-      rollout   samplers generate trajectories; the reward app scores them
-      update    learner: advantages -> AdaScope window -> clipped update, version+1
+      rollout   samplers generate trajectories; the reward app scores them (under the
+                asynchronous schedule, learner.max_staleness >= 1: the ones sampled
+                during the last update, at the weights the samplers held then)
+      update    learner: advantages -> AdaScope window -> clipped update, version+1;
+                asynchronous: meanwhile the samplers generate the next iteration's
+      drain     asynchronous: wait for those rollouts (a sampler lost meanwhile is
+                restarted and redoes its shard), so the samplers are free to load
       publish   new weights to every sampler
       evaluate  every eval.every updates: fixed prompts and noise, paired with the
                 evaluation before training (cluster/evaluator.py)
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import ray
 from ray import serve
@@ -38,6 +44,15 @@ class RunFailed(RuntimeError):
 
 class LearnerLost(RunFailed):
     """The learner died: its state since the last checkpoint is gone."""
+
+
+@dataclass
+class Ahead:
+    """Rollouts started while the learner trains (asynchronous schedule)."""
+    iteration: int
+    calls: list            # calls[i](sampler i), to redo a lost sampler's shard
+    pending: dict          # i -> (ref to wait on, ref to return)
+    scored: list | None = None  # the scored rollouts' refs, once drained
 
 
 class PhaseTimer:
@@ -69,6 +84,7 @@ class Controller:
         # window.placement = sampler: the steps the next rollouts sample stochastically (None: all)
         nw = resume[1].meta.get("next_window") if resume and resume[1] is not None else None
         self.window: tuple[int, int] | None = None if nw is None else (int(nw[0]), int(nw[1]))
+        self.ahead: Ahead | None = None  # asynchronous schedule: the next iteration's rollouts
 
     # ---- the loop -----------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -96,8 +112,13 @@ class Controller:
             scored = self.rollout(it)
         self.consistent_at = None  # the learner is about to move past the metrics on disk
         with timer("update"):
-            stats = self.call_learner(self.learner.update.remote(it, *scored))
+            update = self.learner.update.remote(it, *scored)
+            self.sample_ahead(it + 1)  # asynchronous: the next rollouts, at the weights the samplers hold
+            stats = self.call_learner(update)
             self.window = stats.next_window  # window.placement = sampler: the next rollouts' noisy steps
+        if self.ahead and self.ahead.scored is None:
+            with timer("drain"):
+                self.drain()
         with timer("publish"):
             self.publish()
         evaluated = {}
@@ -143,9 +164,27 @@ class Controller:
                            for i, (n, p) in enumerate(zip(names, places))}}
 
     def rollout(self, it: int) -> list:
-        """Each sampler's shard, scored; the rollouts stay in the object store (refs)."""
+        """Each sampler's shard, scored; the rollouts stay in the object store (refs).
+        Those sampled ahead during the last update when there are (asynchronous)."""
+        if self.ahead and self.ahead.iteration == it:
+            scored, self.ahead = self.ahead.scored, None
+            return scored
+        return self.on_samplers(self.rollout_calls(it))
+
+    def rollout_calls(self, it: int) -> list:
         batches = self.schedule.batches(it, len(self.samplers), self.version, self.window)
-        return self.on_samplers([lambda a, b=b: a.sample_and_score.options(num_returns=2).remote(b) for b in batches])
+        return [lambda a, b=b: a.sample_and_score.options(num_returns=2).remote(b) for b in batches]
+
+    def sample_ahead(self, it: int) -> None:
+        """Asynchronous schedule (learner.max_staleness >= 1): start iteration it's
+        rollouts now, while the learner trains; synchronous: nothing."""
+        if self.cfg.learner.max_staleness >= 1 and it < self.cfg.run.iterations:
+            calls = self.rollout_calls(it)
+            self.ahead = Ahead(it, calls, self.launch(calls))
+
+    def drain(self) -> None:
+        """Wait for the rollouts sampled ahead; the samplers are then idle for publish."""
+        self.ahead.scored = self.collect(self.ahead.calls, self.ahead.pending)
 
     def evaluate(self, updates: int) -> dict:
         """The in-run evaluation's row fields; its batches split over the samplers."""
@@ -159,8 +198,15 @@ class Controller:
 
     def on_samplers(self, calls: list) -> list:
         """calls[i](sampler i) -> (ref to wait on, ref to return). A sampler that dies is
-        restarted by Ray, given the current weights and redoes its call (same batch, same seed)."""
-        pending, done = {i: calls[i](self.samplers[i]) for i in range(len(calls))}, {}
+        restarted by Ray, given the published weights the others hold and redoes its
+        call (same batch, same seed, same weights: the same result)."""
+        return self.collect(calls, self.launch(calls))
+
+    def launch(self, calls: list) -> dict:
+        return {i: calls[i](self.samplers[i]) for i in range(len(calls))}
+
+    def collect(self, calls: list, pending: dict) -> list:
+        done = {}
         while pending:
             for i, (wait, keep) in list(pending.items()):
                 try:
@@ -173,6 +219,7 @@ class Controller:
         return [done[i] for i in range(len(calls))]
 
     def recover_sampler(self, i: int) -> None:
+        """Wait for Ray's restart of sampler i and load the weights the others hold."""
         self.sampler_restarts += 1
         name = f"{self.cfg.run.name}:sampler:{i}"
         if self.cfg.publish.method == "collective":
@@ -190,7 +237,7 @@ class Controller:
                     raise RunFailed(f"sampler {name} died and did not come back within "
                                     f"{self.cfg.sampler.restart_timeout_s:.0f} s") from None
                 time.sleep(1.0)
-        ray.get(self.samplers[i].set_weights.remote(self.learner.publish.remote()))  # the current version, so it can redo its shard
+        self.publisher.restore(self.samplers[i])  # the published version, so it can redo its shard
 
     def call_learner(self, ref):
         """The learner's result; its loss stops the run (never continue with wrong state)."""
@@ -226,6 +273,7 @@ class Controller:
             "learner_forward_rows": stats.learner_forward_rows,
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
             **{f"loss/{k}": v for k, v in stats.loss_terms.items()},
+            **{f"off_policy/{k}": v for k, v in stats.off_policy.items()},
             "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.sampler_restarts,
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},

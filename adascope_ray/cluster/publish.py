@@ -94,6 +94,7 @@ class Publisher:
         self.method = cfg.publish.method
         self.backend = resolve_backend(cfg)
         self.group = f"{cfg.run.name}-weights"
+        self.last = None  # the ref of the newest published WeightsUpdate (object_store)
         if self.method == "collective":
             world = 1 + len(samplers)
             t = cfg.publish.timeout_s
@@ -104,7 +105,19 @@ class Publisher:
     def __call__(self) -> list[int]:
         if self.method == "object_store":
             update = self.learner.publish.remote()  # stored once, read by every sampler
-            return ray.get([s.set_weights.remote(update) for s in self.samplers])
+            versions = ray.get([s.set_weights.remote(update) for s in self.samplers])
+            self.last = update  # kept in the object store until the next version: see `restore`
+            return versions
         refs = [self.learner.send_weights.remote(self.backend, self.group)]
         refs += [s.receive_weights.remote(self.backend, self.group) for s in self.samplers]
         return ray.get(refs)[1:]
+
+    def restore(self, sampler) -> int:
+        """Load a restarted sampler with the weights the other samplers hold: the newest
+        published version, which may be older than the learner's own (asynchronous
+        schedule: the learner trains on while the samplers sample). Its redone shard is
+        then the one an uninterrupted run samples."""
+        if self.method != "object_store" or self.last is None:
+            raise RuntimeError("a restarted sampler can be given published weights only through the object store")
+        return ray.get(sampler.set_weights.remote(self.last))
+

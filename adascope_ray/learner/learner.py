@@ -7,7 +7,9 @@
                    window.placement = sampler the steps the sampler ran stochastically,
                    and the selection becomes the window of the next rollouts
   4. update      — clipped policy-gradient loss on exactly the selected pairs (plus
-                   β · KL to the reference there when learner.kl.beta > 0)
+                   β · KL to the reference there when learner.kl.beta > 0); a sample
+                   older than the learner's weights (max_staleness ≥ 1) enters in the
+                   decoupled form: its proximal log-probs recomputed first (core.loss)
 and bumps the weights version. `publish()` returns the new weights as numpy.
 """
 from __future__ import annotations
@@ -49,9 +51,10 @@ class Batch:
     var_full: np.ndarray           # (B,)
     alpha_bars: torch.Tensor       # (K,)
     stochastic: np.ndarray         # (B, K) bool: steps sampled with noise (others η = 0, never trained)
+    staleness: np.ndarray          # (B,) int: the learner's version − the version that sampled it
 
 
-def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batch:
+def collate(scored: list[ScoredRollout], device: torch.device, schedule, version: int | None = None) -> Batch:
     rs = [s.rollout for s in scored]
     cat = lambda xs: np.concatenate(xs)  # noqa: E731
     neg = rs[0].negative_embeds
@@ -80,6 +83,7 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule) -> Batc
         alpha_bars=schedule.alpha_bars,
         stochastic=np.concatenate([np.ones((r.batch_size, r.log_probs.shape[1]), bool) if r.stochastic is None
                                    else np.broadcast_to(r.stochastic, (r.batch_size, len(r.stochastic))) for r in rs]),
+        staleness=np.concatenate([np.full(r.batch_size, 0 if version is None else version - r.policy_version, np.int64) for r in rs]),
     )
 
 
@@ -132,7 +136,7 @@ class Learner:
         dropped = sum(s.rollout.batch_size for s in scored) - sum(s.rollout.batch_size for s in fresh)
         if not fresh:
             raise RuntimeError(f"every rollout is older than max_staleness={self.cfg.max_staleness}")
-        batch = collate(fresh, self.device, self.policy.schedule)
+        batch = collate(fresh, self.device, self.policy.schedule, self.version)
         timings["collate_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -155,7 +159,7 @@ class Learner:
 
         t = time.perf_counter()
         rows0 = self.policy.forward_rows
-        loss, stats, grad_norm, skipped = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
+        loss, stats, grad_norm, skipped, off_policy = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
         timings["update_s"] = time.perf_counter() - t
         self.version += 1
 
@@ -177,6 +181,7 @@ class Learner:
                              for k in scored[0].rollout.timings},
             timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=skipped,
             loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats}, next_window=self.next_window,
+            off_policy={"staleness_mean": float(batch.staleness.mean()), **off_policy},
         )
 
     def advantages(self, batch: Batch, keep: np.ndarray | None = None) -> Advantages:
@@ -210,15 +215,23 @@ class Learner:
         mask[idx] = sel.mask
         return WindowSelection(mask), k_lo, k_hi
 
-    def train_on(self, batch: Batch, masks: list[np.ndarray], adv: torch.Tensor) -> tuple[float, dict, float, int]:
+    def train_on(self, batch: Batch, masks: list[np.ndarray], adv: torch.Tensor
+                 ) -> tuple[float, dict, float, int, dict[str, float]]:
         """Clipped PG update on the (sample, step) pairs where a (B, K) mask is True:
         pass e of the inner epochs uses masks[e % len(masks)]. The gradient of each
-        optimizer step is that of the mean loss over its pairs."""
+        optimizer step is that of the mean loss over its pairs. Stale samples enter in
+        the decoupled form (learner.off_policy); the last value returned is its
+        importance-weight statistics (empty when every sample is fresh)."""
         passes = [np.argwhere(masks[e % len(masks)]) for e in range(self.cfg.inner_epochs)]  # each (N, 2): (i, k)
         n = sum(len(p) for p in passes)
         if n == 0:
-            return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0
+            return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0, {}
         beta = self.cfg.kl.beta
+        behaviour = batch.log_probs  # (B, K) log π_b, as the samplers stored them
+        decoupled = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
+        old = self.proximal_log_probs(batch, np.any(masks, axis=0)) if decoupled else behaviour  # (B, K)
+        cap = self.cfg.off_policy.is_cap
+        weights = {"is_weight_mean": [], "is_weight_max": [], "is_capped": []}
         losses, kls, clips, refs, norms, skipped = [], [], [], [], [], 0
         for pairs in passes:
             if len(pairs) == 0:
@@ -229,7 +242,11 @@ class Learner:
                 for mb in np.array_split(chunk, -(-len(chunk) // self.cfg.micro_batch_size)):
                     out = self.step_outputs(batch, mb)
                     i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
-                    loss, st = clipped_pg_loss(out.log_prob, batch.log_probs[i, k], adv[i], self.cfg.clip_range)
+                    loss, st = clipped_pg_loss(out.log_prob, old[i, k], adv[i], self.cfg.clip_range,
+                                               behaviour[i, k] if decoupled else None, cap)
+                    if decoupled:
+                        for key in weights:
+                            weights[key].append((getattr(st, key), len(mb)))
                     if beta > 0:
                         kl = kl_to_reference(out.mean, self.reference_means(batch, mb), out.std).mean()
                         loss = loss + beta * kl
@@ -248,7 +265,23 @@ class Learner:
         stats = {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n}
         if beta > 0:
             stats["kl_ref"] = sum(refs) / n
-        return sum(losses) / n, stats, float(np.mean(norms)) if norms else float("nan"), skipped
+        off = {} if not decoupled else {
+            "is_weight_mean": sum(v * m for v, m in weights["is_weight_mean"]) / n,
+            "is_weight_max": max(v for v, _ in weights["is_weight_max"]),
+            "is_capped": sum(v * m for v, m in weights["is_capped"]) / n}
+        return sum(losses) / n, stats, float(np.mean(norms)) if norms else float("nan"), skipped, off
+
+    @torch.no_grad()
+    def proximal_log_probs(self, batch: Batch, used: np.ndarray) -> torch.Tensor:
+        """(B, K) log π_prox: the learner's weights before this update, recomputed at the
+        stale samples' pairs the update uses (`used`, (B, K) bool); the behaviour
+        log-probs elsewhere (a fresh sample's behaviour policy is π_prox)."""
+        prox = batch.log_probs.clone()
+        pairs = np.argwhere(used & (batch.staleness > 0)[:, None])  # (N, 2): (i, k)
+        for mb in np.array_split(pairs, max(1, -(-len(pairs) // self.cfg.micro_batch_size))):
+            if len(mb):
+                prox[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = self.log_probs(batch, mb)
+        return prox
 
     def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
         """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""

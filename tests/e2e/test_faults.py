@@ -105,6 +105,34 @@ def test_sampler_and_reward_replica_killed_mid_run(straight, ray_cluster):
     assert_same_run(tmp / "faulty", ref)
 
 
+def test_async_sampler_killed_mid_update_redoes_its_shard_at_the_published_weights(straight, ray_cluster):
+    """learner.max_staleness=1: iteration n + 1's rollouts are sampled while the learner
+    trains on n's, by the weights published before that update (one version old). A
+    sampler killed then is restarted with those weights, not the learner's newer ones,
+    and redoes its shard: the run ends as an uninterrupted asynchronous one does."""
+    import ray
+
+    tmp, sync = straight
+    port = ray_cluster["http_port"]
+    assert main(args(tmp, port, "ahead", "learner.max_staleness=1")) == 0
+    ref = rows(tmp / "ahead")
+    assert [r["weights_version"] for r in ref] == [1, 2, 3, 4]
+    # iteration 0 is sampled fresh; each later one by the weights before the last update
+    assert [r["off_policy/staleness_mean"] for r in ref] == [0.0, 1.0, 1.0, 1.0]
+    assert [r["dropped_stale"] for r in ref] == [0, 0, 0, 0]
+    assert all(0 < r["off_policy/is_weight_mean"] <= 2.0 for r in ref[1:]) and "off_policy/is_weight_mean" not in ref[0]
+    assert ["time/drain" in r for r in ref] == [True, True, True, False]  # nothing sampled ahead of the last
+    # a fresh first batch: the asynchronous run's first update is the synchronous run's
+    assert all(ref[0][k] == rows(sync)[0][k] for k in SAME)
+
+    run = Background(args(tmp, port, "ahead_faulty", "learner.max_staleness=1"))
+    wait_rows(tmp / "ahead_faulty", 1)
+    ray.kill(ray.get_actor("ahead_faulty:sampler:0"), no_restart=False)  # during update 1, sampling iteration 2
+    assert run.join() == 0
+    assert rows(tmp / "ahead_faulty")[-1]["sampler_restarts"] == 1
+    assert_same_run(tmp / "ahead_faulty", tmp / "ahead")
+
+
 def test_learner_killed_stops_with_the_resume_command(straight, ray_cluster, capsys):
     import ray
 

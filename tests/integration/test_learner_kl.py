@@ -58,7 +58,7 @@ def test_kl_term_alone_pulls_the_weights_back_and_its_passes_are_counted(make_cf
     before = kl_now()
     rows0 = learner.policy.forward_rows
     zero_adv = torch.zeros(len(batch.rewards))  # the policy-gradient part has no gradient
-    _, stats, _, _ = learner.train_on(batch, [mask], zero_adv)
+    _, stats, _, _, _ = learner.train_on(batch, [mask], zero_adv)
     rows = learner.policy.forward_rows - rows0
     after = kl_now()
     assert stats["kl_ref"] > 0

@@ -154,7 +154,7 @@ def test_non_finite_gradient_skips_the_optimizer_step(make_cfg):
     before = {n: p.detach().clone() for n, p in learner.unet.named_parameters() if p.requires_grad}
     mask = np.ones(batch.log_probs.shape, bool)
     adv = torch.full((batch.log_probs.shape[0],), float("nan"))  # poisons every loss and gradient
-    _, _, grad_norm, skipped = learner.train_on(batch, [mask], adv)
+    _, _, grad_norm, skipped, _ = learner.train_on(batch, [mask], adv)
     assert skipped == 2 and np.isnan(grad_norm)
     after = dict(learner.unet.named_parameters())
     assert all(torch.equal(after[n], before[n]) for n in before)  # weights untouched

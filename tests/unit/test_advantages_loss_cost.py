@@ -55,6 +55,33 @@ def test_clipped_loss_hand_worked():
     assert logp.grad.tolist() == pytest.approx([-1 / 3, 0.0, 0.0])
 
 
+def test_decoupled_loss_hand_worked():
+    # prox = [0, 0, 0, 0]; behaviour log-probs b = [0, −ln 2, ln 2, −ln 4] give
+    # w = min(π_prox / π_b, c = 3) = [1, 2, 0.5, min(4, 3) = 3]
+    # r = π_θ / π_prox = [1, 1.5, 0.5, 1], A = [1, 1, −1, 2], ε = 0.2
+    # terms max(−A r, −A clip(r)) = [−1, −1.2, 0.8, −2]; weighted [−1, −2.4, 0.4, −6]
+    # loss = (−1 − 2.4 + 0.4 − 6)/4 = −2.25; clipfrac 2/4; 1 of 4 weights capped
+    prox = torch.zeros(4)
+    behaviour = torch.tensor([0.0, -math.log(2), math.log(2), -math.log(4)])
+    logp = torch.tensor([0.0, math.log(1.5), math.log(0.5), 0.0], requires_grad=True)
+    adv = torch.tensor([1.0, 1.0, -1.0, 2.0])
+    loss, st = clipped_pg_loss(logp, prox, adv, 0.2, behaviour_log_prob=behaviour, weight_cap=3.0)
+    assert loss.item() == pytest.approx(-2.25, abs=1e-5)
+    assert st.clipfrac == pytest.approx(0.5) and st.is_capped == pytest.approx(0.25)
+    assert st.is_weight_mean == pytest.approx((1 + 2 + 0.5 + 3) / 4) and st.is_weight_max == pytest.approx(3.0)
+    loss.backward()
+    # unclipped pairs 0 and 3 carry gradient w · (−A r) / N: −1/4 and 3 · (−2)/4; the weight carries none
+    assert logp.grad.tolist() == pytest.approx([-0.25, 0.0, 0.0, -1.5])
+
+
+def test_decoupled_loss_of_fresh_samples_is_the_plain_loss_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    old, logp, adv = (torch.randn(64, generator=g) * s for s in (1e-3, 1e-3, 1.0))
+    plain, _ = clipped_pg_loss(logp, old, adv, 1e-4)
+    decoupled, st = clipped_pg_loss(logp, old, adv, 1e-4, behaviour_log_prob=old.clone(), weight_cap=2.0)
+    assert decoupled.item() == plain.item() and st.is_weight_mean == 1.0 and st.is_capped == 0.0
+
+
 def test_cost_hand_worked():
     # docs: K = 50 with CFG: full DDPO = 100 (sampler) + 300 (learner) = 400 per trajectory
     assert cost_fwd_equiv(sampler_passes(1, 50, True), learner_passes(50, True) // 3) == 400
