@@ -125,6 +125,14 @@ class OffPolicyConfig(_Strict):
     is_cap: float = Field(2.0, ge=1.0, description="Cap c of the importance weight π_prox / π_behaviour of a stale sample's term.")
 
 
+class LearnerGroupConfig(_Strict):
+    """Data-parallel learner ranks: one torch.distributed process group, each rank
+    differentiating a share of every optimizer step's pairs, gradients summed."""
+    num_ranks: int = Field(1, ge=1, le=256, description="Learner actors in the group; each reserves learner.num_cpus and learner.num_gpus. Rank 0 publishes weights and writes checkpoints.")
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="torch.distributed backend; auto = nccl when learner.num_gpus >= 1, else gloo.")
+    timeout_s: float = Field(600.0, gt=0, description="How long a rank waits for the others (joining, and every all-reduce) before it fails.")
+
+
 class LearnerConfig(_Strict):
     lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -141,6 +149,7 @@ class LearnerConfig(_Strict):
     seed: int = Field(0, ge=0, description="Seed of the learner's window and shuffling RNG.")
     kl: KLConfig = Field(default_factory=KLConfig, description="KL term to the reference model.")
     off_policy: OffPolicyConfig = Field(default_factory=OffPolicyConfig, description="The correction for rollouts sampled by older weights.")
+    group: LearnerGroupConfig = Field(default_factory=LearnerGroupConfig, description="Data-parallel learner ranks.")
 
     @model_validator(mode="after")
     def _betas(self) -> "LearnerConfig":
@@ -385,6 +394,8 @@ class Config(_Strict):
         if self.publish.method == "collective" and self.publish.backend == "nccl" and (
                 self.learner.num_gpus < 1 or self.sampler.num_gpus < 1):
             raise ValueError("publish.backend=nccl needs learner.num_gpus and sampler.num_gpus >= 1 (NCCL moves GPU tensors)")
+        if self.learner.group.backend == "nccl" and self.learner.num_gpus < 1:
+            raise ValueError("learner.group.backend=nccl needs learner.num_gpus >= 1 per rank (NCCL moves GPU tensors)")
         if self.eval.every and not self.eval.prompts and self.model.path != "builtin:shapes":
             raise ValueError("eval.prompts: give evaluation prompts (world_split captions are for model.path builtin:shapes)")
         if (self.run.stop.patience or self.run.stop.guard_margin is not None) and not self.eval.every:
@@ -479,7 +490,7 @@ RESUMABLE_CHANGES = ("run.iterations", "run.grid_every", "run.checkpoint_every",
                      "run.overwrite", "run.resume", "run.output_dir", "run.name", "cluster", "eval.grid_prompts", "rewards.deploy",
                      "rewards.app_name", "rewards.http_host", "rewards.http_port", "rewards.keep_app", "rewards.proxy_ready_timeout_s",
                      "sampler.num_cpus", "sampler.num_gpus", "sampler.reward_timeout_s", "sampler.reward_attempts",
-                     "learner.num_cpus", "learner.num_gpus", "publish", "model.cache_dir", "model.device")
+                     "learner.num_cpus", "learner.num_gpus", "learner.group", "publish", "model.cache_dir", "model.device")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -116,6 +116,18 @@ class LearnerWorker:
         self.metrics.record(busy_s=time.perf_counter() - t0, version=stats.policy_version)
         return stats
 
+    def rendezvous(self) -> tuple[str, int]:
+        """Rank 0: this node's address and a free port for the learner group to meet at."""
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def join_ranks(self, rank: int, world: int, address: str, port: int, backend: str, timeout_s: float) -> None:
+        self.learner.join_group(rank, world, address, port, backend, timeout_s)
+
     def publish(self) -> WeightsUpdate:
         return self.learner.publish()
 
@@ -148,11 +160,11 @@ def _bundle(num_cpus: float, num_gpus: float) -> dict[str, float]:
 
 
 def reserve_placement(cfg):
-    """A placement group with bundle 0 for the learner and 1..N for the samplers,
+    """A placement group with bundles 0..R-1 for the learner ranks and R..R+N-1 for the samplers,
     or None when `cluster.placement` is 'none'. Waits for the resources."""
     if cfg.cluster.placement == "none":
         return None
-    bundles = [_bundle(cfg.learner.num_cpus, cfg.learner.num_gpus)]
+    bundles = [_bundle(cfg.learner.num_cpus, cfg.learner.num_gpus)] * cfg.learner.group.num_ranks
     bundles += [_bundle(cfg.sampler.num_cpus, cfg.sampler.num_gpus)] * cfg.sampler.num_samplers
     pg = placement_group(bundles, strategy=cfg.cluster.placement, name=f"{cfg.run.name}:placement")
     ready, _ = ray.wait([pg.ready()], timeout=cfg.cluster.placement_timeout_s)
@@ -180,14 +192,18 @@ def start_samplers(cfg, pg=None) -> list:
     return [
         actor.options(name=f"{cfg.run.name}:sampler:{i}", num_cpus=cfg.sampler.num_cpus,
                       num_gpus=cfg.sampler.num_gpus, max_restarts=cfg.sampler.max_restarts,
-                      max_task_retries=0, **_placed(pg, 1 + i))
+                      max_task_retries=0, **_placed(pg, cfg.learner.group.num_ranks + i))
         .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name)
         for i in range(cfg.sampler.num_samplers)
     ]
 
 
-def start_learner(cfg, pg=None):
+def learner_name(cfg, rank: int = 0) -> str:
+    return f"{cfg.run.name}:learner" + (f":{rank}" if rank else "")
+
+
+def start_learner(cfg, pg=None, rank: int = 0):
     return ray.remote(LearnerWorker).options(
-        name=f"{cfg.run.name}:learner", num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
-        **_placed(pg, 0),
+        name=learner_name(cfg, rank), num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
+        **_placed(pg, rank),
     ).remote(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)

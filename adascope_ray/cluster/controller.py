@@ -31,7 +31,8 @@ from ..config import dump_config
 from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
-from .actors import SamplerBehind, release_placement, reserve_placement, start_learner, start_samplers
+from .actors import SamplerBehind, release_placement, reserve_placement, start_samplers
+from .learner_group import LearnerGroup
 from .evaluator import InRunEvaluator
 from .metrics import RunMetrics
 from .publish import Publisher
@@ -112,7 +113,7 @@ class Controller:
             scored = self.rollout(it)
         self.consistent_at = None  # the learner is about to move past the metrics on disk
         with timer("update"):
-            update = self.learner.update.remote(it, *scored)
+            update = self.learners.update(it, scored)
             self.sample_ahead(it + 1)  # asynchronous: the next rollouts, at the weights the samplers hold
             stats = self.call_learner(update)
             self.window = stats.next_window  # window.placement = sampler: the next rollouts' noisy steps
@@ -137,10 +138,11 @@ class Controller:
         self.owns_rewards = ensure_rewards(self.cfg.rewards)
         self.placement = reserve_placement(self.cfg)
         self.samplers = start_samplers(self.cfg, self.placement)
-        self.learner = start_learner(self.cfg, self.placement)
+        self.learners = LearnerGroup(self.cfg, self.placement)
+        self.learner = self.learners.rank0  # publishes, exports, checkpoints
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
             if self.resume[1] is not None:
-                ray.get(self.learner.load_state.remote(self.resume[1]))
+                self.learners.load_state(self.resume[1])
             self.rows = self.run_dir.truncate_metrics(self.start)
             (self.run_dir.root / "stopped.json").unlink(missing_ok=True)  # a resumed run goes on
         self.run_dir.write_json("actors.json", self.placement_report())
@@ -155,8 +157,8 @@ class Controller:
                 self.keep_best_or_stop(self.start)
 
     def placement_report(self) -> dict:
-        actors = [self.learner] + self.samplers
-        names = [f"{self.cfg.run.name}:learner"] + [f"{self.cfg.run.name}:sampler:{i}" for i in range(len(self.samplers))]
+        actors = self.learners.actors + self.samplers
+        names = self.learners.names + [f"{self.cfg.run.name}:sampler:{i}" for i in range(len(self.samplers))]
         places = ray.get([a.where.remote() for a in actors])
         return {"placement": self.cfg.cluster.placement,
                 "placement_group_id": self.placement.id.hex() if self.placement else None,
@@ -239,12 +241,18 @@ class Controller:
                 time.sleep(1.0)
         self.publisher.restore(self.samplers[i])  # the published version, so it can redo its shard
 
-    def call_learner(self, ref):
-        """The learner's result; its loss stops the run (never continue with wrong state)."""
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayActorError as err:
-            raise LearnerLost(f"the learner actor died ({type(err).__name__})") from None
+    def call_learner(self, refs: list):
+        """The learner ranks' result; the loss of any rank stops the run (never continue
+        with wrong state). Waits on whichever finishes first, so a dead rank is seen
+        while the others still wait for it in an all-reduce."""
+        pending, done = list(refs), {}
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            try:
+                done[ready[0]] = ray.get(ready[0])
+            except ray.exceptions.RayActorError as err:
+                raise LearnerLost(f"a learner actor died ({type(err).__name__})") from None
+        return self.learners.combine([done[r] for r in refs])
 
     def publish(self) -> None:
         try:
@@ -333,7 +341,8 @@ class Controller:
                   f"--resume continues from iteration {self.saved_at or self.start}", flush=True)
 
     def teardown(self) -> None:
-        for actor in getattr(self, "samplers", []) + [getattr(self, "learner", None)]:
+        learners = getattr(self, "learners", None)
+        for actor in getattr(self, "samplers", []) + (learners.actors if learners else []):
             if actor is not None:
                 ray.kill(actor)
         release_placement(getattr(self, "placement", None))

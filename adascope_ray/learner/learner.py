@@ -28,6 +28,7 @@ from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
+from .ranks import Ranks, join
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 
 
@@ -126,6 +127,7 @@ class Learner:
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
         self.rng = np.random.default_rng(learner_cfg.seed)
         self.version = 0
+        self.ranks = Ranks()  # one rank unless join_group is called (learner.group)
         self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
 
     # ---- the phases of one update -------------------------------------------------
@@ -219,9 +221,10 @@ class Learner:
                  ) -> tuple[float, dict, float, int, dict[str, float]]:
         """Clipped PG update on the (sample, step) pairs where a (B, K) mask is True:
         pass e of the inner epochs uses masks[e % len(masks)]. The gradient of each
-        optimizer step is that of the mean loss over its pairs. Stale samples enter in
-        the decoupled form (learner.off_policy); the last value returned is its
-        importance-weight statistics (empty when every sample is fresh)."""
+        optimizer step is that of the mean loss over its pairs; in a learner group each
+        rank differentiates its share of them and the gradients are summed (ranks.py).
+        Stale samples enter in the decoupled form (learner.off_policy); the last value
+        returned is its importance-weight statistics (empty when every sample is fresh)."""
         passes = [np.argwhere(masks[e % len(masks)]) for e in range(self.cfg.inner_epochs)]  # each (N, 2): (i, k)
         n = sum(len(p) for p in passes)
         if n == 0:
@@ -231,30 +234,30 @@ class Learner:
         decoupled = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
         old = self.proximal_log_probs(batch, np.any(masks, axis=0)) if decoupled else behaviour  # (B, K)
         cap = self.cfg.off_policy.is_cap
-        weights = {"is_weight_mean": [], "is_weight_max": [], "is_capped": []}
-        losses, kls, clips, refs, norms, skipped = [], [], [], [], [], 0
+        # weighted sums over this rank's pairs: loss, approx_kl, clipfrac, kl_ref, w, capped
+        sums, w_max, norms, skipped = np.zeros(6), -np.inf, [], 0
         for pairs in passes:
             if len(pairs) == 0:
                 continue
             order = pairs[self.rng.permutation(len(pairs))]
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
                 self.optimizer.zero_grad(set_to_none=True)
-                for mb in np.array_split(chunk, -(-len(chunk) // self.cfg.micro_batch_size)):
+                mine = self.ranks.share(chunk)
+                for mb in np.array_split(mine, -(-len(mine) // self.cfg.micro_batch_size)) if len(mine) else []:
                     out = self.step_outputs(batch, mb)
                     i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
                     loss, st = clipped_pg_loss(out.log_prob, old[i, k], adv[i], self.cfg.clip_range,
                                                behaviour[i, k] if decoupled else None, cap)
-                    if decoupled:
-                        for key in weights:
-                            weights[key].append((getattr(st, key), len(mb)))
+                    kl_ref = 0.0
                     if beta > 0:
                         kl = kl_to_reference(out.mean, self.reference_means(batch, mb), out.std).mean()
                         loss = loss + beta * kl
-                        refs.append(float(kl.detach()) * len(mb))
+                        kl_ref = float(kl.detach())
                     (loss * len(mb) / len(chunk)).backward()
-                    losses.append(float(loss.detach()) * len(mb))
-                    kls.append(st.approx_kl * len(mb))
-                    clips.append(st.clipfrac * len(mb))
+                    sums += len(mb) * np.array([float(loss.detach()), st.approx_kl, st.clipfrac, kl_ref,
+                                                st.is_weight_mean, st.is_capped])
+                    w_max = max(w_max, st.is_weight_max)
+                self.ranks.all_reduce_grads(self.params)
                 norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
                 if not np.isfinite(norm):  # never step with a non-finite gradient
                     self.optimizer.zero_grad(set_to_none=True)
@@ -262,26 +265,25 @@ class Learner:
                     continue
                 norms.append(norm)
                 self.optimizer.step()
-        stats = {"approx_kl": sum(kls) / n, "clipfrac": sum(clips) / n}
+        loss_sum, kl_sum, clip_sum, ref_sum, w_sum, capped_sum = self.ranks.sum(list(sums), self.device)
+        stats = {"approx_kl": kl_sum / n, "clipfrac": clip_sum / n}
         if beta > 0:
-            stats["kl_ref"] = sum(refs) / n
-        off = {} if not decoupled else {
-            "is_weight_mean": sum(v * m for v, m in weights["is_weight_mean"]) / n,
-            "is_weight_max": max(v for v, _ in weights["is_weight_max"]),
-            "is_capped": sum(v * m for v, m in weights["is_capped"]) / n}
-        return sum(losses) / n, stats, float(np.mean(norms)) if norms else float("nan"), skipped, off
+            stats["kl_ref"] = ref_sum / n
+        off = {} if not decoupled else {"is_weight_mean": w_sum / n, "is_weight_max": self.ranks.max(w_max, self.device),
+                                        "is_capped": capped_sum / n}
+        return loss_sum / n, stats, float(np.mean(norms)) if norms else float("nan"), skipped, off
 
     @torch.no_grad()
     def proximal_log_probs(self, batch: Batch, used: np.ndarray) -> torch.Tensor:
         """(B, K) log π_prox: the learner's weights before this update, recomputed at the
-        stale samples' pairs the update uses (`used`, (B, K) bool); the behaviour
-        log-probs elsewhere (a fresh sample's behaviour policy is π_prox)."""
-        prox = batch.log_probs.clone()
-        pairs = np.argwhere(used & (batch.staleness > 0)[:, None])  # (N, 2): (i, k)
-        for mb in np.array_split(pairs, max(1, -(-len(pairs) // self.cfg.micro_batch_size))):
-            if len(mb):
-                prox[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = self.log_probs(batch, mb)
-        return prox
+        stale samples' pairs the update uses (`used`, (B, K) bool; each rank its share);
+        the behaviour log-probs elsewhere (a fresh sample's behaviour policy is π_prox)."""
+        redo = torch.from_numpy(used & (batch.staleness > 0)[:, None]).to(self.device)  # (B, K)
+        values = torch.zeros_like(batch.log_probs)
+        mine = self.ranks.share(np.argwhere(redo.cpu().numpy()))  # (N, 2): (i, k)
+        for mb in np.array_split(mine, -(-len(mine) // self.cfg.micro_batch_size)) if len(mine) else []:
+            values[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = self.log_probs(batch, mb)
+        return torch.where(redo, self.ranks.sum_tensor(values), batch.log_probs)
 
     def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
         """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""
@@ -316,6 +318,10 @@ class Learner:
             yield
         finally:
             self.unet.enable_adapters()
+
+    def join_group(self, rank: int, world: int, address: str, port: int, backend: str, timeout_s: float) -> None:
+        """Become rank `rank` of a data-parallel learner group of `world` (ranks.py)."""
+        self.ranks = join(rank, world, address, port, backend, timeout_s)
 
     # ---- weights ----------------------------------------------------------------
     def publish(self) -> WeightsUpdate:

@@ -105,34 +105,6 @@ def test_sampler_and_reward_replica_killed_mid_run(straight, ray_cluster):
     assert_same_run(tmp / "faulty", ref)
 
 
-def test_async_sampler_killed_mid_update_redoes_its_shard_at_the_published_weights(straight, ray_cluster):
-    """learner.max_staleness=1: iteration n + 1's rollouts are sampled while the learner
-    trains on n's, by the weights published before that update (one version old). A
-    sampler killed then is restarted with those weights, not the learner's newer ones,
-    and redoes its shard: the run ends as an uninterrupted asynchronous one does."""
-    import ray
-
-    tmp, sync = straight
-    port = ray_cluster["http_port"]
-    assert main(args(tmp, port, "ahead", "learner.max_staleness=1")) == 0
-    ref = rows(tmp / "ahead")
-    assert [r["weights_version"] for r in ref] == [1, 2, 3, 4]
-    # iteration 0 is sampled fresh; each later one by the weights before the last update
-    assert [r["off_policy/staleness_mean"] for r in ref] == [0.0, 1.0, 1.0, 1.0]
-    assert [r["dropped_stale"] for r in ref] == [0, 0, 0, 0]
-    assert all(0 < r["off_policy/is_weight_mean"] <= 2.0 for r in ref[1:]) and "off_policy/is_weight_mean" not in ref[0]
-    assert ["time/drain" in r for r in ref] == [True, True, True, False]  # nothing sampled ahead of the last
-    # a fresh first batch: the asynchronous run's first update is the synchronous run's
-    assert all(ref[0][k] == rows(sync)[0][k] for k in SAME)
-
-    run = Background(args(tmp, port, "ahead_faulty", "learner.max_staleness=1"))
-    wait_rows(tmp / "ahead_faulty", 1)
-    ray.kill(ray.get_actor("ahead_faulty:sampler:0"), no_restart=False)  # during update 1, sampling iteration 2
-    assert run.join() == 0
-    assert rows(tmp / "ahead_faulty")[-1]["sampler_restarts"] == 1
-    assert_same_run(tmp / "ahead_faulty", tmp / "ahead")
-
-
 def test_learner_killed_stops_with_the_resume_command(straight, ray_cluster, capsys):
     import ray
 
@@ -147,6 +119,55 @@ def test_learner_killed_stops_with_the_resume_command(straight, ray_cluster, cap
     assert len(rows(tmp / "lost")) == 3  # nothing written after the loss
     assert main(argv + ["--resume", str(tmp / "lost")]) == 0  # redoes iteration 2 from step_0002
     assert_same_run(tmp / "lost", ref)
+
+
+def test_async_learner_group_survives_a_lost_sampler_and_stops_on_a_lost_rank(straight, ray_cluster, capsys):
+    """learner.max_staleness=1 with learner.group.num_ranks=2 (gloo, half a CPU each).
+    Asynchronous: iteration n + 1's rollouts are sampled while the learner trains on
+    n's, by the weights published before that update (one version old). Group: rank 1
+    is its own process, and the first update (the same rollouts as the one-learner
+    synchronous run's) gives that run's statistics to float tolerance. A sampler killed
+    during an update is restarted with the published weights, not the learner's newer
+    ones, and redoes its shard: the run goes on exactly as an uninterrupted one. A rank
+    killed stops the run with the resume command, and the resumed run completes."""
+    import ray
+
+    tmp, sync = straight
+    port = ray_cluster["http_port"]
+    extra = ("learner.max_staleness=1", "learner.group.num_ranks=2", "learner.num_cpus=0.5")
+    assert main(args(tmp, port, "ahead", *extra)) == 0
+    ref = rows(tmp / "ahead")
+    assert [r["weights_version"] for r in ref] == [1, 2, 3, 4]
+    # iteration 0 is sampled fresh; each later one by the weights before the last update
+    assert [r["off_policy/staleness_mean"] for r in ref] == [0.0, 1.0, 1.0, 1.0]
+    assert [r["dropped_stale"] for r in ref] == [0, 0, 0, 0]
+    assert all(0 < r["off_policy/is_weight_mean"] <= 2.0 for r in ref[1:]) and "off_policy/is_weight_mean" not in ref[0]
+    assert ["time/drain" in r for r in ref] == [True, True, True, False]  # nothing sampled ahead of the last
+    actors = json.loads((tmp / "ahead" / "actors.json").read_text())["actors"]
+    assert {"ahead:learner", "ahead:learner:1", "ahead:sampler:0"} == set(actors)
+    assert actors["ahead:learner"]["pid"] != actors["ahead:learner:1"]["pid"]
+    first = rows(sync)[0]
+    for key in ("samples", "window_hist", "weights_version", "learner_forward_rows", "trained_pairs"):
+        assert ref[0][key] == first[key], key
+    for key in ("reward_mean", "loss", "grad_norm", "approx_kl"):
+        assert ref[0][key] == pytest.approx(first[key], rel=1e-4, abs=1e-9), key
+
+    argv = args(tmp, port, "ahead_faulty", *extra)
+    run = Background(argv)
+    wait_rows(tmp / "ahead_faulty", 1)
+    ray.kill(ray.get_actor("ahead_faulty:sampler:0"), no_restart=False)  # during update 1, sampling iteration 2
+    wait_rows(tmp / "ahead_faulty", 3)  # the checkpoint at iteration 2 exists
+    ray.kill(ray.get_actor("ahead_faulty:learner:1"))
+    assert run.join() == 3
+    err = capsys.readouterr().err
+    assert "learner actor died" in err and f"--resume {tmp / 'ahead_faulty'}" in err
+    got = rows(tmp / "ahead_faulty")
+    assert len(got) == 3 and got[-1]["sampler_restarts"] == 1
+    for key in SAME:  # the lost sampler's shard redone at the published weights: nothing changed
+        assert [r[key] for r in got] == [r[key] for r in ref[:3]], key
+    assert main(argv + ["--resume", str(tmp / "ahead_faulty")]) == 0
+    assert [r["iteration"] for r in rows(tmp / "ahead_faulty")] == [0, 1, 2, 3]
+    assert rows(tmp / "ahead_faulty")[-1]["weights_version"] == 4
 
 
 def test_driver_killed_then_resume(straight, ray_cluster):
