@@ -134,7 +134,8 @@ def test_async_learner_group_survives_a_lost_sampler_and_stops_on_a_lost_rank(st
 
     tmp, sync = straight
     port = ray_cluster["http_port"]
-    extra = ("learner.max_staleness=1", "learner.group.num_ranks=2", "learner.num_cpus=0.5")
+    extra = ("learner.max_staleness=1", "learner.group.num_ranks=2", "learner.num_cpus=0.5",
+             "learner.torch_threads=1", "sampler.torch_threads=1")  # three processes on 2 cores
     assert main(args(tmp, port, "ahead", *extra)) == 0
     ref = rows(tmp / "ahead")
     assert [r["weights_version"] for r in ref] == [1, 2, 3, 4]

@@ -297,7 +297,8 @@ def test_two_placed_samplers_collective_publish_matches_object_store(ray_cluster
     common = ["train", TINY_JPEG, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
               "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
-              "sampler.num_samplers=2", "sampler.num_cpus=0.5", "learner.num_cpus=0.5"]
+              "sampler.num_samplers=2", "sampler.num_cpus=0.5", "learner.num_cpus=0.5",
+              "sampler.torch_threads=1", "learner.torch_threads=1"]  # three processes on 2 cores
     assert main(common + ["run.name=store"]) == 0
     assert main(common + ["run.name=coll", "publish.method=collective", "publish.backend=gloo",
                           "cluster.placement=PACK"]) == 0
