@@ -2,13 +2,14 @@
 (0), side by side in one run: iteration time, and held-out reward at equal samples.
 
     .venv/bin/python benchmarks/async_schedule.py [--config configs/tiny.yaml]
-        [--iterations 10] [--order 0,1,1,0] [--eval-prompts 32] [--eval-seeds 0,1,2] [key=value ...]
+        [--iterations 10] [--order 0,1,0,1,0,1] [--eval-prompts 32] [--eval-seeds 0,1,2] [key=value ...]
 
 Each run is `adascope-ray train` on a local Ray cluster of 2 CPUs: one sampler and
 one learner actor with one torch thread each, rewards in Serve. The runs go in
-`--order` (S values; a repeated S is a second run of the same schedule, so drift of
-the machine shows). Iteration time is the median over iterations after the first two
-(the asynchronous schedule samples nothing ahead of iteration 0). Quality: every run
+`--order` (S values, alternating, so that the machine's drift between runs shows:
+each pair of neighbouring runs gives a ratio too). Iteration time is the median over
+iterations after the first two (the asynchronous schedule samples nothing ahead of
+iteration 0); the headline ratio is the median of S = 1's runs over S = 0's. Quality: every run
 evaluates the test split before training and after the last update (same captions,
 same noise), and the last evaluations of S = 1 and S = 0 are paired sample for sample
 (difference ± standard error, ddof = 1; "no difference" under 2 SE). approx_kl,
@@ -51,6 +52,7 @@ def one_run(config: str, overrides: list[str], out: Path, name: str) -> dict:
         "phases_s": {p: med(f"time/{p}") for p in PHASES},
         "iteration_s_each": [round(r["iteration_s"], 3) for r in rows],
         "sample_s": med("time/sample_s"), "learner_update_s": med("time/learner_update_s"),
+        "learner_proximal_s": med("time/learner_proximal_s"),
         "approx_kl": float(np.mean([r["approx_kl"] for r in rows])),
         "clipfrac": float(np.mean([r["clipfrac"] for r in rows])),
         "staleness_mean": float(np.mean([r["off_policy/staleness_mean"] for r in rows])),
@@ -66,7 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
     ap.add_argument("--iterations", type=int, default=10)
-    ap.add_argument("--order", default="0,1,1,0", help="max_staleness of each run, in the order they run")
+    ap.add_argument("--order", default="0,1,0,1,0,1", help="max_staleness of each run, in the order they run")
     ap.add_argument("--eval-prompts", type=int, default=32)
     ap.add_argument("--eval-seeds", default="0,1,2")
     args, extra = ap.parse_known_args()
@@ -84,6 +86,10 @@ def main() -> None:
     by = {s: [r for r in runs if r["max_staleness"] == s] for s in (0, 1)}
     t = {s: statistics.median(r["iteration_s"] for r in by[s]) for s in (0, 1)}
     ratio = t[1] / t[0]
+    # each pair of neighbouring runs of different S: the machine's drift between runs shows here
+    pairs = [runs[i + 1]["iteration_s"] / runs[i]["iteration_s"] if runs[i]["max_staleness"] == 0
+             else runs[i]["iteration_s"] / runs[i + 1]["iteration_s"]
+             for i in range(len(runs) - 1) if runs[i]["max_staleness"] != runs[i + 1]["max_staleness"]]
     verdict = "PASS" if ratio <= 0.65 else "FAIL"
     # quality at equal samples: the first S = 1 run's last evaluation against the first S = 0 run's
     a, b = np.asarray(by[0][0]["eval_last"]), np.asarray(by[1][0]["eval_last"])
@@ -94,14 +100,15 @@ def main() -> None:
     for r in runs:
         print(f"{r['max_staleness']:<3}{r['iteration_s']:>12.2f}" + "".join(f"{r['phases_s'][p]:>10.2f}" for p in PHASES)
               + f"{r['clipfrac']:>10.3f}{r['is_weight_mean']:>8.4f}{r['is_weight_max']:>7.4f}")
-    print(f"\nasync / sync iteration time: {ratio:.3f} (target <= 0.65): {verdict}")
+    print(f"\nasync / sync iteration time: {ratio:.3f} (target <= 0.65): {verdict}; neighbouring runs: "
+          + ", ".join(f"{p:.3f}" for p in pairs))
     for s in (0, 1):
         print(f"test-split reward after {by[s][0]['eval_updates']} updates, S = {s}: gain over base "
               f"{gains[s].mean:+.3f} ± {gains[s].se:.3f} ({gains[s].verdict()})")
     print(f"S = 1 − S = 0 at equal samples ({a.size} paired test samples): {d.mean:+.3f} ± {d.se:.3f} ({d.verdict()})")
     path = write_result("async_schedule", {
         "config": shown_config(args.config), "overrides": common, "order": order, "runs": runs,
-        "iteration_s": {"sync": t[0], "async": t[1]}, "ratio": ratio, "target": 0.65, "verdict": verdict,
+        "iteration_s": {"sync": t[0], "async": t[1]}, "ratio": ratio, "neighbour_ratios": pairs, "target": 0.65, "verdict": verdict,
         "quality": {"async_minus_sync": as_json(d), "gain_over_base": {str(s): as_json(gains[s]) for s in (0, 1)}}})
     print(f"wrote {path.relative_to(ROOT)}")
 

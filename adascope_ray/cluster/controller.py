@@ -31,20 +31,14 @@ from ..config import dump_config
 from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
-from .actors import SamplerBehind, release_placement, reserve_placement, start_samplers
+from .actors import release_placement, reserve_placement
+from .errors import LearnerLost, RunFailed  # noqa: F401 - RunFailed: what the CLI catches
 from .learner_group import LearnerGroup
+from .sampler_group import SamplerGroup
 from .evaluator import InRunEvaluator
 from .metrics import RunMetrics
 from .publish import Publisher
 from .serve_app import ensure_rewards
-
-
-class RunFailed(RuntimeError):
-    """The run cannot go on; what was done is in the run folder."""
-
-
-class LearnerLost(RunFailed):
-    """The learner died: its state since the last checkpoint is gone."""
 
 
 @dataclass
@@ -79,7 +73,6 @@ class Controller:
         self.start = resume[0] if resume else 0
         self.consistent_at: int | None = None  # iteration the learner's state matches, when it does
         self.saved_at: int | None = None       # iteration of the newest checkpoint written
-        self.sampler_restarts = 0
         self.done = self.start  # iterations completed
         self.stopped: dict | None = None  # why and when the run stopped early
         # window.placement = sampler: the steps the next rollouts sample stochastically (None: all)
@@ -137,7 +130,7 @@ class Controller:
         self.metrics = RunMetrics(self.cfg.run.name)
         self.owns_rewards = ensure_rewards(self.cfg.rewards)
         self.placement = reserve_placement(self.cfg)
-        self.samplers = start_samplers(self.cfg, self.placement)
+        self.samplers = SamplerGroup(self.cfg, self.placement)
         self.learners = LearnerGroup(self.cfg, self.placement)
         self.learner = self.learners.rank0  # publishes, exports, checkpoints
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
@@ -146,7 +139,7 @@ class Controller:
             self.rows = self.run_dir.truncate_metrics(self.start)
             (self.run_dir.root / "stopped.json").unlink(missing_ok=True)  # a resumed run goes on
         self.run_dir.write_json("actors.json", self.placement_report())
-        self.publisher = Publisher(self.cfg, self.learner, self.samplers)
+        self.publisher = self.samplers.publisher = Publisher(self.cfg, self.learner, self.samplers.actors)
         self.publish()
         self.consistent_at = self.start  # the samplers start from the learner's exact weights (v0)
         self.evaluator = InRunEvaluator(self.cfg, self.run_dir) if self.cfg.eval.every else None
@@ -157,8 +150,8 @@ class Controller:
                 self.keep_best_or_stop(self.start)
 
     def placement_report(self) -> dict:
-        actors = self.learners.actors + self.samplers
-        names = self.learners.names + [f"{self.cfg.run.name}:sampler:{i}" for i in range(len(self.samplers))]
+        actors = self.learners.actors + self.samplers.actors
+        names = self.learners.names + self.samplers.names
         places = ray.get([a.where.remote() for a in actors])
         return {"placement": self.cfg.cluster.placement,
                 "placement_group_id": self.placement.id.hex() if self.placement else None,
@@ -171,7 +164,7 @@ class Controller:
         if self.ahead and self.ahead.iteration == it:
             scored, self.ahead = self.ahead.scored, None
             return scored
-        return self.on_samplers(self.rollout_calls(it))
+        return self.samplers.run(self.rollout_calls(it))
 
     def rollout_calls(self, it: int) -> list:
         batches = self.schedule.batches(it, len(self.samplers), self.version, self.window)
@@ -182,64 +175,21 @@ class Controller:
         rollouts now, while the learner trains; synchronous: nothing."""
         if self.cfg.learner.max_staleness >= 1 and it < self.cfg.run.iterations:
             calls = self.rollout_calls(it)
-            self.ahead = Ahead(it, calls, self.launch(calls))
+            self.ahead = Ahead(it, calls, self.samplers.launch(calls))
 
     def drain(self) -> None:
         """Wait for the rollouts sampled ahead; the samplers are then idle for publish."""
-        self.ahead.scored = self.collect(self.ahead.calls, self.ahead.pending)
+        self.ahead.scored = self.samplers.collect(self.ahead.calls, self.ahead.pending)
 
     def evaluate(self, updates: int) -> dict:
         """The in-run evaluation's row fields; its batches split over the samplers."""
         def call(batches, grid_prompts):
             n = min(len(self.samplers), len(batches))
             shares = [batches[i::n] for i in range(n)]
-            refs = self.on_samplers([lambda a, sh=sh: (a.evaluate.remote(sh, grid_prompts),) * 2 for sh in shares])
+            refs = self.samplers.run([lambda a, sh=sh: (a.evaluate.remote(sh, grid_prompts),) * 2 for sh in shares])
             per_sampler = ray.get(refs)
             return [per_sampler[j % n][j // n] for j in range(len(batches))]  # back in the batches' order
         return self.evaluator.run(updates, self.version, call)
-
-    def on_samplers(self, calls: list) -> list:
-        """calls[i](sampler i) -> (ref to wait on, ref to return). A sampler that dies is
-        restarted by Ray, given the published weights the others hold and redoes its
-        call (same batch, same seed, same weights: the same result)."""
-        return self.collect(calls, self.launch(calls))
-
-    def launch(self, calls: list) -> dict:
-        return {i: calls[i](self.samplers[i]) for i in range(len(calls))}
-
-    def collect(self, calls: list, pending: dict) -> list:
-        done = {}
-        while pending:
-            for i, (wait, keep) in list(pending.items()):
-                try:
-                    ray.get(wait)  # small; a rollout itself stays in the object store
-                    done[i] = keep
-                    del pending[i]
-                except (ray.exceptions.RayActorError, SamplerBehind):  # died mid-call, or between calls
-                    self.recover_sampler(i)
-                    pending[i] = calls[i](self.samplers[i])
-        return [done[i] for i in range(len(calls))]
-
-    def recover_sampler(self, i: int) -> None:
-        """Wait for Ray's restart of sampler i and load the weights the others hold."""
-        self.sampler_restarts += 1
-        name = f"{self.cfg.run.name}:sampler:{i}"
-        if self.cfg.publish.method == "collective":
-            raise RunFailed(f"sampler {name} died; a collective weights group cannot take a restarted member")
-        if self.sampler_restarts > self.cfg.sampler.max_restarts:
-            raise RunFailed(f"sampler {name} died; {self.sampler_restarts - 1} restarts used of sampler.max_restarts="
-                            f"{self.cfg.sampler.max_restarts}")
-        deadline = time.monotonic() + self.cfg.sampler.restart_timeout_s
-        while True:  # Ray restarts the actor; wait until it answers
-            try:
-                ray.get(self.samplers[i].version.remote(), timeout=10)
-                break
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                if time.monotonic() > deadline:
-                    raise RunFailed(f"sampler {name} died and did not come back within "
-                                    f"{self.cfg.sampler.restart_timeout_s:.0f} s") from None
-                time.sleep(1.0)
-        self.publisher.restore(self.samplers[i])  # the published version, so it can redo its shard
 
     def call_learner(self, refs: list):
         """The learner ranks' result; the loss of any rank stops the run (never continue
@@ -282,7 +232,7 @@ class Controller:
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
             **{f"loss/{k}": v for k, v in stats.loss_terms.items()},
             **{f"off_policy/{k}": v for k, v in stats.off_policy.items()},
-            "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.sampler_restarts,
+            "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.samplers.restarts,
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},
             **{f"time/learner_{k}": v for k, v in stats.timings.items()},
@@ -341,8 +291,8 @@ class Controller:
                   f"--resume continues from iteration {self.saved_at or self.start}", flush=True)
 
     def teardown(self) -> None:
-        learners = getattr(self, "learners", None)
-        for actor in getattr(self, "samplers", []) + (learners.actors if learners else []):
+        learners, samplers = getattr(self, "learners", None), getattr(self, "samplers", None)
+        for actor in (samplers.actors if samplers else []) + (learners.actors if learners else []):
             if actor is not None:
                 ray.kill(actor)
         release_placement(getattr(self, "placement", None))

@@ -159,9 +159,15 @@ class Learner:
         mask = masks[0]
         timings["window_s"] = time.perf_counter() - t
 
-        t = time.perf_counter()
         rows0 = self.policy.forward_rows
-        loss, stats, grad_norm, skipped, off_policy = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device))
+        t = time.perf_counter()
+        stale = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
+        proximal = self.proximal_log_probs(batch, np.any(masks, axis=0)) if stale else None
+        timings["proximal_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        loss, stats, grad_norm, skipped, off_policy = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device),
+                                                                    proximal)
         timings["update_s"] = time.perf_counter() - t
         self.version += 1
 
@@ -217,22 +223,23 @@ class Learner:
         mask[idx] = sel.mask
         return WindowSelection(mask), k_lo, k_hi
 
-    def train_on(self, batch: Batch, masks: list[np.ndarray], adv: torch.Tensor
+    def train_on(self, batch: Batch, masks: list[np.ndarray], adv: torch.Tensor, proximal: torch.Tensor | None = None
                  ) -> tuple[float, dict, float, int, dict[str, float]]:
         """Clipped PG update on the (sample, step) pairs where a (B, K) mask is True:
         pass e of the inner epochs uses masks[e % len(masks)]. The gradient of each
         optimizer step is that of the mean loss over its pairs; in a learner group each
         rank differentiates its share of them and the gradients are summed (ranks.py).
-        Stale samples enter in the decoupled form (learner.off_policy); the last value
-        returned is its importance-weight statistics (empty when every sample is fresh)."""
+        With `proximal` ((B, K) log π_prox, see proximal_log_probs) the pairs enter in
+        the decoupled form (learner.off_policy); the last value returned is its
+        importance-weight statistics (empty without it)."""
         passes = [np.argwhere(masks[e % len(masks)]) for e in range(self.cfg.inner_epochs)]  # each (N, 2): (i, k)
         n = sum(len(p) for p in passes)
         if n == 0:
             return 0.0, {"approx_kl": 0.0, "clipfrac": 0.0}, 0.0, 0, {}
         beta = self.cfg.kl.beta
         behaviour = batch.log_probs  # (B, K) log π_b, as the samplers stored them
-        decoupled = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
-        old = self.proximal_log_probs(batch, np.any(masks, axis=0)) if decoupled else behaviour  # (B, K)
+        decoupled = proximal is not None
+        old = proximal if decoupled else behaviour  # (B, K)
         cap = self.cfg.off_policy.is_cap
         # weighted sums over this rank's pairs: loss, approx_kl, clipfrac, kl_ref, w, capped
         sums, w_max, norms, skipped = np.zeros(6), -np.inf, [], 0
