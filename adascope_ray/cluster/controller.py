@@ -1,7 +1,9 @@
 """The controller (the Ray job's driver): the training loop as named, timed phases.
 
-    setup:    reward application (deployed or attached), placement, sampler actors,
-              learner, weight publisher, weights v0
+    setup:    reward application (deployed or attached), placement, the sampler group
+              (cluster/sampler_group.py: calls, a lost sampler's recovery), the learner
+              group (cluster/learner_group.py: one or more data-parallel ranks), weight
+              publisher, weights v0
     for each iteration:
       rollout   samplers generate trajectories; the reward app scores them (under the
                 asynchronous schedule, learner.max_staleness >= 1: the ones sampled
