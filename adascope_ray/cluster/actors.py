@@ -187,10 +187,14 @@ def _placed(pg, bundle: int) -> dict:
         placement_group=pg, placement_group_bundle_index=bundle)}
 
 
+def sampler_name(cfg, i: int) -> str:
+    return f"{cfg.run.name}:sampler:{i}"
+
+
 def start_samplers(cfg, pg=None) -> list:
     actor = ray.remote(SamplerWorker)
     return [
-        actor.options(name=f"{cfg.run.name}:sampler:{i}", num_cpus=cfg.sampler.num_cpus,
+        actor.options(name=sampler_name(cfg, i), num_cpus=cfg.sampler.num_cpus,
                       num_gpus=cfg.sampler.num_gpus, max_restarts=cfg.sampler.max_restarts,
                       max_task_retries=0, **_placed(pg, cfg.learner.group.num_ranks + i))
         .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name)

@@ -295,8 +295,7 @@ class Controller:
     def teardown(self) -> None:
         learners, samplers = getattr(self, "learners", None), getattr(self, "samplers", None)
         for actor in (samplers.actors if samplers else []) + (learners.actors if learners else []):
-            if actor is not None:
-                ray.kill(actor)
+            ray.kill(actor)
         release_placement(getattr(self, "placement", None))
         self.release_rewards(wait=True)
 

@@ -18,7 +18,7 @@ import time
 
 import ray
 
-from .actors import SamplerBehind, start_samplers
+from .actors import SamplerBehind, sampler_name, start_samplers
 from .errors import RunFailed
 
 
@@ -26,7 +26,7 @@ class SamplerGroup:
     def __init__(self, cfg, pg=None):
         self.cfg = cfg
         self.actors = start_samplers(cfg, pg)
-        self.names = [f"{cfg.run.name}:sampler:{i}" for i in range(len(self.actors))]
+        self.names = [sampler_name(cfg, i) for i in range(len(self.actors))]
         self.restarts = 0
         self.publisher = None  # set once weights are published: restarted samplers reload from it
 

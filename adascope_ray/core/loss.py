@@ -3,6 +3,9 @@ term to the reference policy.
 
     r = exp(log π_θ − log π_old)
     L = mean over pairs of max(−A r, −A clip(r, 1−ε, 1+ε))          (PPO / DDPO)
+    KL(π_θ(·|x_k) ‖ π_ref(·|x_k)) = ‖μ_θ − μ_ref‖² / 2σ_k²          (equal variances)
+        averaged over latent dimensions, as the log-probs are
+    L_total = L + β mean over pairs of KL
 
 Decoupled form, for rollouts sampled by older weights (learner.max_staleness ≥ 1;
 Hilton et al. 2021, "Batch size-invariance for policy optimization"). π_b: the
@@ -14,9 +17,6 @@ update (its log-probs recomputed once, without gradient):
     L = mean over pairs of w · max(−A r, −A clip(r, 1−ε, 1+ε))
 
 A fresh sample has π_prox = π_b, so w = 1 and the term is the plain one above.
-    KL(π_θ(·|x_k) ‖ π_ref(·|x_k)) = ‖μ_θ − μ_ref‖² / 2σ_k²          (equal variances)
-        averaged over latent dimensions, as the log-probs are
-    L_total = L + β mean over pairs of KL
 """
 from __future__ import annotations
 
@@ -47,9 +47,10 @@ def clipped_pg_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
     terms = torch.maximum(unclipped, clipped)  # (N,)
-    w = None
+    w = raw = None
     if behaviour_log_prob is not None:
-        w = torch.exp(old_log_prob - behaviour_log_prob).detach().clamp(max=weight_cap)  # (N,)
+        raw = torch.exp(old_log_prob - behaviour_log_prob).detach()  # (N,) π_prox / π_b
+        w = raw.clamp(max=weight_cap)
         terms = w * terms
     loss = terms.mean()
     with torch.no_grad():
@@ -59,7 +60,7 @@ def clipped_pg_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
             ratio_mean=float(ratio.mean()),
             **({} if w is None else {
                 "is_weight_mean": float(w.mean()), "is_weight_max": float(w.max()),
-                "is_capped": float((torch.exp(old_log_prob - behaviour_log_prob) > weight_cap).float().mean())}),
+                "is_capped": float((raw > weight_cap).float().mean())}),
         )
     return loss, stats
 

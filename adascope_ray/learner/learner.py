@@ -28,8 +28,8 @@ from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
-from .ranks import Ranks, join
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
+from .ranks import Ranks, join
 
 
 @dataclass
@@ -249,8 +249,7 @@ class Learner:
             order = pairs[self.rng.permutation(len(pairs))]
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
                 self.optimizer.zero_grad(set_to_none=True)
-                mine = self.ranks.share(chunk)
-                for mb in np.array_split(mine, -(-len(mine) // self.cfg.micro_batch_size)) if len(mine) else []:
+                for mb in self._micro_batches(self.ranks.share(chunk)):
                     out = self.step_outputs(batch, mb)
                     i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
                     loss, st = clipped_pg_loss(out.log_prob, old[i, k], adv[i], self.cfg.clip_range,
@@ -285,12 +284,15 @@ class Learner:
         """(B, K) log π_prox: the learner's weights before this update, recomputed at the
         stale samples' pairs the update uses (`used`, (B, K) bool; each rank its share);
         the behaviour log-probs elsewhere (a fresh sample's behaviour policy is π_prox)."""
-        redo = torch.from_numpy(used & (batch.staleness > 0)[:, None]).to(self.device)  # (B, K)
+        redo = used & (batch.staleness > 0)[:, None]  # (B, K)
         values = torch.zeros_like(batch.log_probs)
-        mine = self.ranks.share(np.argwhere(redo.cpu().numpy()))  # (N, 2): (i, k)
-        for mb in np.array_split(mine, -(-len(mine) // self.cfg.micro_batch_size)) if len(mine) else []:
+        for mb in self._micro_batches(self.ranks.share(np.argwhere(redo))):  # each (n, 2): (i, k)
             values[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = self.log_probs(batch, mb)
-        return torch.where(redo, self.ranks.sum_tensor(values), batch.log_probs)
+        return torch.where(torch.from_numpy(redo).to(self.device), self.ranks.sum_tensor(values), batch.log_probs)
+
+    def _micro_batches(self, pairs: np.ndarray) -> list[np.ndarray]:
+        """(N, 2) pairs in about-equal parts of at most micro_batch_size; none when N = 0."""
+        return np.array_split(pairs, -(-len(pairs) // self.cfg.micro_batch_size)) if len(pairs) else []
 
     def log_probs(self, batch: Batch, pairs: np.ndarray) -> torch.Tensor:
         """log π_θ(x_{k+1} | x_k) recomputed for (i, k) pairs: (N,)."""
