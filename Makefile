@@ -9,7 +9,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 VENV_FLAGS := $(if $(HAS_GPU),--system-site-packages,)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints/cpu.txt)
 
-.PHONY: setup ocr-engine demo test clean
+.PHONY: setup ocr-engine browser demo test clean
 
 setup: $(BIN)/.installed
 
@@ -28,10 +28,19 @@ ocr-engine:
 	  $$S apt-get -qq update && $$S env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y tesseract-ocr >/dev/null; \
 	} || { echo "the OCR reward needs the tesseract program: install the tesseract-ocr package" >&2; exit 1; }
 
+# The report's browser test: Debian's Chromium (driven by Playwright, which is told
+# where it is: no browser download). Only the tests need it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  S=$$([ "$$(id -u)" = 0 ] || echo sudo); command -v apt-get >/dev/null 2>&1 && \
+	  echo "installing chromium (the report's browser test) with apt-get" && \
+	  $$S apt-get -qq update && $$S env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y chromium >/dev/null; \
+	} || { echo "the report's browser test needs Chromium: install the chromium package" >&2; exit 1; }
+
 demo: setup
 	$(BIN)/adascope-ray train configs/tiny.yaml run.overwrite=true
 
-test: setup ocr-engine
+test: setup ocr-engine browser
 	$(BIN)/python -m pytest
 
 clean:

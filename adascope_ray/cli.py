@@ -1,6 +1,8 @@
 """adascope-ray command line.
 
     adascope-ray train CONFIG [section.field=value ...] [--address ADDR]
+    adascope-ray eval EVAL_CONFIG [section.field=value ...]   (docs/evaluation.md)
+    adascope-ray report RUN_DIR [--out PATH]
 
 With no address (flag, cluster.address or RAY_ADDRESS) a local Ray cluster is
 started and stopped by the command. Config, prompt and run-folder problems exit
@@ -32,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint (same config; run.iterations may grow)")
+    e = sub.add_parser("eval", help="evaluate checkpoints on a prompt set, paired (no Ray needed)")
+    e.add_argument("config", help="evaluation YAML (see configs/eval/)")
+    e.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seeds=[0,1]")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="write a run's report.html (also for a running or stopped run)")
+    r.add_argument("run_dir", help="the run folder")
+    r.add_argument("--out", default=None, help="where to write the page (default: RUN_DIR/report.html)")
     v = sub.add_parser("validate", help="check configs and exit")
     v.add_argument("configs", nargs="+")
     return p
@@ -177,7 +186,8 @@ def train(args) -> int:
 
 def _summary(run_dir, rows: list[dict], wall: float) -> None:
     from .evaluation import Evaluation
-    from .viz import reward_chart, window_heatmap
+    from .charts import reward_chart, window_heatmap
+    from .report import write_report
 
     its = [r["iteration"] for r in rows]
     # metrics.jsonl writes a non-finite value as null: a resumed run's earlier rows may hold None
@@ -185,6 +195,7 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
     evals = [(e["updates"], Evaluation.from_json(e)) for e in run_dir.read_evals()]
     reward_chart(run_dir.root / "reward.png", its, reward, [{"updates": u, **ev.summary()} for u, ev in evals])
     window_heatmap(run_dir.root / "window.png", rows)
+    report = write_report(run_dir.root)
     first, last = reward[0], rows[-1]
     k = min(5, len(rows))
     head, tail = _finite_mean(reward[:k]), _finite_mean(reward[-k:])
@@ -213,6 +224,7 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
           f"  metrics      {run_dir.root / 'metrics.jsonl'}\n"
           f"  reward curve {run_dir.root / 'reward.png'}\n"
           f"  window map   {run_dir.root / 'window.png'}\n"
+          f"  report       {report}\n"
           f"  samples      {run_dir.root / 'samples'}\n"
           f"{early}"
           f"  checkpoint   {ckpts[-1] if ckpts else '(none)'}"
@@ -225,6 +237,16 @@ def _finite_mean(values: list[float]) -> float:
     """Mean of the finite values (NaN when there are none)."""
     kept = [v for v in values if math.isfinite(v)]
     return sum(kept) / len(kept) if kept else math.nan
+
+
+def report(args) -> int:
+    from .report import ReportError, write_report
+
+    try:
+        print(f"adascope-ray: wrote {write_report(args.run_dir, args.out)}")
+    except ReportError as err:
+        return _fail(str(err))
+    return 0
 
 
 def validate(args) -> int:
@@ -246,13 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parser = _parser()
     args, extra = parser.parse_known_args(argv)  # overrides may follow flags
-    if extra and (args.command != "train" or any(e.startswith("-") for e in extra)):
+    if extra and (args.command not in ("train", "eval") or any(e.startswith("-") for e in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
-    if args.command == "train":
-        return train(args)
-    return validate(args)
+    if args.command == "eval":
+        from .eval_cli import run_eval
+
+        return run_eval(args)
+    return {"train": train, "report": report, "validate": validate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -64,18 +64,22 @@ class Evaluation:
                    {k: nan(v) for k, v in d["components"].items()}, d.get("sampler_forward_rows", 0))
 
 
-def evaluate_sampler(sampler, score, prompts: list[str], seeds: list[int]) -> tuple[Evaluation, list[np.ndarray]]:
+def evaluate_sampler(sampler, score, prompts: list[str], seeds: list[int], deterministic: bool = False,
+                     on_batch=None) -> tuple[Evaluation, list[np.ndarray]]:
     """Sample and score every (seed, prompt) with a plain Sampler; `score(images, prompts)`
-    returns a RewardResult. Returns the evaluation and each seed's images (N, H, W, 3)."""
+    returns a RewardResult. Returns the evaluation and each seed's images (N, H, W, 3).
+    deterministic: η = 0 sampling (Sampler.sample); on_batch() is called after each seed."""
     totals, comps, images, rows = [], {}, [], 0
     for batch in eval_batches(prompts, seeds, sampler.version):
-        rollout = sampler.sample(batch)
+        rollout = sampler.sample(batch, deterministic=deterministic)
         r = score(rollout.images, rollout.prompts)
         totals.append(np.asarray(r.total, np.float64))
         for k, v in r.components.items():
             comps.setdefault(k, []).append(np.asarray(v, np.float64))
         images.append(rollout.images)
         rows += rollout.sampler_forward_rows
+        if on_batch is not None:
+            on_batch()
     ev = Evaluation(sampler.version, list(prompts), [int(s) for s in seeds], np.stack(totals),
                     {k: np.stack(v) for k, v in comps.items()}, rows)
     return ev, images

@@ -81,7 +81,7 @@ def main() -> None:
     from adascope_ray.rewards.scene_check import CHECKS, SceneCheck
     from adascope_ray.rollout import Sampler
     from adascope_ray.world.evaluate import heldout_prompts
-    from plot import Series, line_chart
+    from adascope_ray.charts import Series, line_chart
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))

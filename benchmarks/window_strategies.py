@@ -143,7 +143,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
-    from plot import Series, line_chart
+    from adascope_ray.charts import Series, line_chart
 
     series = []
     for s, rs in by_strategy(runs).items():

@@ -47,7 +47,9 @@ class Sampler:
         return self.version
 
     @torch.no_grad()
-    def sample(self, batch: PromptBatch) -> Rollout:
+    def sample(self, batch: PromptBatch, deterministic: bool = False) -> Rollout:
+        """deterministic: every step η = 0 (DDIM) or the flow ODE, for evaluation: the
+        images then depend on the starting noise alone (no step is trainable)."""
         if batch.policy_version != self.version:
             raise RuntimeError(f"sampler holds weights v{self.version}, batch wants v{batch.policy_version}")
         t0 = time.perf_counter()
@@ -58,7 +60,8 @@ class Sampler:
         n = self.cfg.batch_size
         parts = [self._sample_chunk(batch.prompts[i : i + n], batch.seed * 100_003 + i,
                                     x_start=None if starts is None else starts[i : i + n],
-                                    window=window, group_ids=np.asarray(batch.group_ids)[i : i + n])
+                                    window=window, group_ids=np.asarray(batch.group_ids)[i : i + n],
+                                    deterministic=deterministic)
                  for i in range(0, len(batch.prompts), n)]
         cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
         uncond = self._uncond_embeds()
@@ -73,7 +76,8 @@ class Sampler:
             signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
-            stochastic=None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
+            stochastic=np.zeros(k, bool) if deterministic else
+            None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
         )
 
     def _group_starts(self, batch: PromptBatch) -> torch.Tensor:
@@ -124,11 +128,11 @@ class Sampler:
 
     def _sample_chunk(self, prompts: list[str], seed: int, decode_steps: bool = False,
                       x_start: torch.Tensor | None = None, window: tuple[int, int] | None = None,
-                      group_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                      group_ids: np.ndarray | None = None, deterministic: bool = False) -> dict[str, np.ndarray]:
         """x_start: (b, C, h, w) starting noise to use in place of the chunk's own draw.
         window (start, end): only steps start ≤ k < end draw noise; before start the rows
         of a group (group_ids, (b,)) share x_start and one deterministic prefix, computed
-        once per group; from end on every row runs η = 0."""
+        once per group; from end on every row runs η = 0 (deterministic: every step)."""
         b = len(prompts)
         gen = torch.Generator("cpu").manual_seed(seed)
         cond, uncond, pooled, uncond_pooled = self._conditioning(prompts)
@@ -137,7 +141,7 @@ class Sampler:
         x = (x if x_start is None else x_start.to(x.dtype)).to(self.device)
         x = x * getattr(self.pipe.scheduler, "init_noise_sigma", 1.0)
         rows0 = self.policy.forward_rows
-        start, end = window or (0, len(self.policy.schedule.timesteps))
+        start, end = window or (0, 0 if deterministic else len(self.policy.schedule.timesteps))
         lead, row_of = None, None
         if start > 0:  # one row per group runs the shared prefix; its rows copy it
             _, lead, row_of = np.unique(group_ids, return_index=True, return_inverse=True)

@@ -60,6 +60,7 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert rows[1]["eval/gain"] == pytest.approx(d.mean()) and rows[1]["eval/gain_se"] == pytest.approx(d.std(ddof=1) / 6**0.5)
     assert rows[1]["eval/cost_fwd_equiv"] == 6 * 4 * 2  # samples x K x CFG, apart from the training cost
     assert (run / "samples" / "eval_0000.png").is_file() and (run / "samples" / "eval_0002.png").is_file()
+    _report_renders_in_chromium(run, tmp_path / "report.png")
 
     # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run and role
     want = {"reward": ("ray_adascope_reward_mean{", ['run="tiny"', 'role="controller"']),
@@ -81,6 +82,28 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
         if not settled(found):
             time.sleep(2)
     assert found == pytest.approx(expect, rel=1e-6), f"gauges after 180 s: {found}, the run's final values: {expect}"
+
+
+def _report_renders_in_chromium(run: Path, screenshot: Path) -> None:
+    """The run's report.html in a real browser: every section, every image decoded,
+    nothing fetched from outside the file, and a screenshot that is not blank."""
+    from adascope_ray.report import SECTIONS
+
+    from .browser import open_page
+
+    page = open_page(run / "report.html", screenshot)
+    assert page["sections"] == list(SECTIONS)
+    alts = [a for a, _, _ in page["images"]]
+    # reward; components (training, evaluation); window (heatmap, start/length); cost;
+    # timings; throughput; grids: the two evaluations' and the two iterations'
+    assert alts == ["reward chart", "training reward components", "evaluation reward components", "window heatmap",
+                    "window start and length", "cumulative cost", "phase timings", "throughput",
+                    "eval_0000", "eval_0002", "iter_0000", "iter_0001"]
+    assert all(w > 0 and h > 0 for _, w, h in page["images"]), page["images"]
+    assert all(u.startswith(("file:", "data:")) for u in page["requests"]), page["requests"]
+    assert "finished" in page["text"] and "held-out gain" in page["text"]
+    shot = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float64)
+    assert shot.shape[0] > 2000 and shot.std() > 20 and (shot < 200).mean() > 0.05  # tall, and not an empty page
 
 
 def test_a_run_stops_when_the_evaluation_gain_saturates_and_keeps_the_best(ray_cluster, tmp_path, capsys):

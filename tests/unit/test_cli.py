@@ -91,13 +91,18 @@ def test_a_run_name_that_leaves_output_dir_is_refused_and_nothing_is_deleted(tmp
 def test_summary_of_a_resumed_run_whose_rows_hold_null(tmp_path, capsys):
     """metrics.jsonl writes NaN as null; a resumed run's summary reads those rows back."""
     from adascope_ray.cli import _summary
+    from adascope_ray.config import config_from_dict, dump_config
     from adascope_ray.runio import RunDir
 
     run = RunDir.create(str(tmp_path), "r", overwrite=False)
+    run.write_config(dump_config(config_from_dict({"data": {"prompts": ["a"]}})))
     row = {"window_start": 0.0, "window_length": 2.0, "window_hist": [2, 2, 0], "cost_fwd_equiv": 10}
     rows = [{**row, "iteration": i, "reward_mean": v} for i, v in enumerate([None, 0.5, 0.7, None])]
+    for r in rows:
+        run.append_metrics(r)
     _summary(run, rows, 1.0)
     out = capsys.readouterr().out
     # first / last are what was logged (NaN); the means are over the finite values: (0.5 + 0.7) / 2
     assert "first nan  last nan  (mean of first 4: 0.6000, last 4: 0.6000)" in out
     assert (run.root / "reward.png").is_file() and (run.root / "window.png").is_file()
+    assert "first nan, last nan" in (run.root / "report.html").read_text()  # the report reads the same rows

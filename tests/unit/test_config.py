@@ -4,8 +4,11 @@ from pathlib import Path
 import pytest
 
 from adascope_ray.config import Config, ConfigError, load_config
+from adascope_ray.eval_config import (CheckpointEvalConfig, DiversityConfig, EvalSamplingConfig, PromptSetConfig,
+                                      load_eval_config)
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+EVAL_CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "eval").glob("*.yaml"))  # adascope-ray eval
 
 
 def test_there_are_configs():
@@ -31,6 +34,14 @@ def test_every_field_has_a_description():
             if isinstance(ann, type) and hasattr(ann, "model_fields"):
                 walk(ann)
     walk(Config)
+    walk(CheckpointEvalConfig)  # the eval command's tree
+    for sub in (PromptSetConfig, EvalSamplingConfig, DiversityConfig):
+        walk(sub)
+
+
+@pytest.mark.parametrize("path", EVAL_CONFIGS, ids=lambda p: p.name)
+def test_every_evaluation_config_validates(path):
+    assert isinstance(load_eval_config(path), CheckpointEvalConfig)
 
 
 def test_overrides_are_typed(tmp_path):

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from adascope_ray.viz import window_heatmap, window_matrix
+from adascope_ray.charts import window_heatmap, window_matrix
 
 
 def test_window_matrix_is_each_iterations_share_of_pairs_per_step(tmp_path):
