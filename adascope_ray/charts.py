@@ -61,7 +61,9 @@ def line_chart(dest, series: list[Series], title: str = "", xlabel: str = "", yl
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if series:
+    if len(series) > 3:  # many lines: the legend beside the axes, never over them
+        ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    elif series:
         ax.legend(fontsize=8, frameon=False)
     _save(fig, dest)
 

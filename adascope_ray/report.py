@@ -26,10 +26,10 @@ PHASES = ("rollout", "update", "drain", "publish", "evaluate", "log")  # the con
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1b1f24}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:28px}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;white-space:nowrap}
 img{max-width:100%;display:block;margin:6px 0}figure{margin:8px 0}figcaption{font-size:12px;color:#57606a}
 pre{background:#f6f8fa;padding:8px;font-size:12px;overflow:auto}.empty{color:#57606a;font-style:italic}
-.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.row img{max-width:none}"""
+.scroll{overflow-x:auto}.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.row img{max-width:none}"""
 
 
 class ReportError(ValueError):
@@ -101,7 +101,7 @@ def _empty(what: str) -> str:
 def _table(header: list[str], rows: list[list]) -> str:
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     tr = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{tr}</table>"
+    return f"<div class='scroll'><table><tr>{th}</tr>{tr}</table></div>"
 
 
 # ---- sections -------------------------------------------------------------------
@@ -145,16 +145,19 @@ def components(d: RunData) -> str:
         x = [u for u, _ in d.evals]
         sums = [ev.summary() for _, ev in d.evals]
         names = ["reward", *d.evals[0][1].components]
+        # one component at weight 1 is the reward itself: draw it once
+        shown = [k for k in names if not (k != "reward" and np.array_equal(d.evals[0][1].components[k], d.evals[0][1].total))]
         series = [charts.Series(k, x, [s[k] for s in sums], [s[k] - s[f"{k}_se"] for s in sums],
-                                [s[k] + s[f"{k}_se"] for s in sums]) for k in names]
+                                [s[k] + s[f"{k}_se"] for s in sums]) for k in shown]
         out.append(_img(_png(charts.line_chart, series, title="held-out evaluation, ±1 SE", xlabel="updates",
                              ylabel="mean score"), "evaluation reward components"))
         e0 = d.evals[0][1]
         rows = []
         for u, ev in d.evals:
             gains = ev.against(e0)
-            rows.append([u, *(f"{ev.summary()[k]:.4f} ({gains[k].mean:+.4f} ± {gains[k].se:.4f})" for k in names)])
-        out.append(_table(["updates", *names], rows))
+            rows.append([u, *(f"{ev.summary()[k]:.4f} ({gains[k].mean:+.3f} ± {gains[k].se:.3f})" for k in shown)])
+        out.append("<p>each evaluation's mean and, in brackets, its paired gain over the first ± SE</p>"
+                   + _table(["updates", *shown], rows))
     return "".join(out) or _empty("no rewards logged yet")
 
 
@@ -173,8 +176,10 @@ def cost(d: RunData) -> str:
         return _empty("no iterations logged yet")
     x = [r["iteration"] + 1 for r in d.rows]
     train = np.cumsum(np.nan_to_num(d.series("cost_fwd_equiv")))
-    ev = np.cumsum(np.nan_to_num(d.series("eval/cost_fwd_equiv")))
-    series = [charts.Series("training", x, list(train / 1e3)), charts.Series("in-run evaluation", x, list(ev / 1e3))]
+    series = [charts.Series("training", x, list(train / 1e3))]
+    if d.evals:  # every evaluation, the one before training included, at the update it followed
+        spent = np.cumsum([ev.sampler_forward_rows for _, ev in d.evals])
+        series.append(charts.Series("in-run evaluation", [u for u, _ in d.evals], list(spent / 1e3)))
     return _img(_png(charts.line_chart, series, xlabel="updates", ylabel="thousand forward-pass units (cumulative)"),
                 "cumulative cost")
 

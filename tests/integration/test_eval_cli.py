@@ -81,3 +81,48 @@ def test_deterministic_sampling_depends_on_the_starting_noise_alone(tiny_cfg):
     np.testing.assert_array_equal(a["images"], b["images"])
     assert (a["log_probs"] == 0).all()          # no step drew noise
     assert not np.array_equal(chunk(1, False)["images"], chunk(2, False)["images"])  # the SDE does depend on it
+
+
+def test_eval_scores_the_preference_metrics_by_configuration_alone(tmp_path):
+    """PickScore, CLIP score, aesthetic and HPSv2 (tiny random-init weights in the
+    released layouts, loaded by the same loaders) on a Pick-a-Pic-style prompt file;
+    each sample's scores re-computed from its saved image, and the CLIP diversity from
+    the embeddings of those images."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from adascope_ray.models.tiny_clip import build_aesthetic_head, build_clip_folder, build_hps_checkpoint
+    from adascope_ray.rewards import build_scorer
+    from adascope_ray.rewards.clip_family import _ClipEmbedder
+
+    clip = build_clip_folder(tmp_path / "clip")
+    head = build_aesthetic_head(tmp_path / "head.safetensors", dim=_ClipEmbedder("clip_score", str(clip), None, "cpu", "float32").model.config.projection_dim)
+    hps_cfg, hps = build_hps_checkpoint(tmp_path / "hps")
+    pq.write_table(pa.table({"prompt": PROMPTS[:2], "caption_id": [1, 2]}), tmp_path / "pick.parquet")
+    rewards = [{"name": "pickscore", "path": str(clip)}, {"name": "clip_score", "path": str(clip), "weight": 0.0},
+               {"name": "aesthetic", "path": str(clip), "head_path": str(head), "weight": 0.0},
+               {"name": "hpsv2", "path": str(hps), "open_clip_config": str(hps_cfg), "weight": 0.0}]
+    conf = tmp_path / "eval.yaml"
+    conf.write_text(json.dumps({"name": "pref", "output_dir": str(tmp_path / "evals"), "checkpoints": ["base"],
+                                "model": {"path": "builtin:tiny", "cache_dir": str(tmp_path / "models")},
+                                "prompts": {"file": str(tmp_path / "pick.parquet")}, "seeds": [0], "samples_per_prompt": 3,
+                                "rewards": rewards, "diversity": {"embedding": "clip"},
+                                "sampling": {"num_steps": 2, "eta": 0.0}}))
+    assert main(["eval", str(conf), "--no-progress"]) == 0
+    out = tmp_path / "evals" / "pref"
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 3
+    images = np.stack([np.asarray(Image.open(out / r["image"])) for r in rows])
+    prompts = [r["prompt"] for r in rows]
+    for c in rewards:
+        opts = {k: v for k, v in c.items() if k not in ("name", "weight")}
+        want = build_scorer(c["name"], **opts, device="cpu")(images, prompts)
+        np.testing.assert_allclose([r[c["name"]] for r in rows], want, rtol=1e-4, atol=1e-4)
+    # diversity: per prompt, mean 1 − cos over the pairs of its 3 images (CLIP image embeddings)
+    e = _ClipEmbedder("pickscore", str(clip), None, "cpu", "float32").image(images).numpy().astype(np.float64)
+    per_prompt = [np.mean([1 - e[i] @ e[j] for i in idx for j in idx if i < j])
+                  for idx in ([0, 1, 2], [3, 4, 5])]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checkpoints"][0]["diversity"]["mean"] == pytest.approx(np.mean(per_prompt), abs=1e-5)
+    assert summary["settings"]["deterministic"] is True and "pickscore" in summary["settings"]["diversity"]
