@@ -59,6 +59,10 @@ def preflight(cfg, local: bool = True):
     from .models.loader import BUILTINS, resolve_model_path
 
     prompts = load_prompts(cfg.data)
+    if cfg.run.tensorboard:
+        from .tensorboard_log import require_tensorboard
+
+        require_tensorboard()
     if any(c.name == "ocr" for c in cfg.rewards.components):
         from .rewards.ocr import quoted_text
 
@@ -144,13 +148,14 @@ def train(args) -> int:
     from .config import ConfigError, load_config
     from .data import PromptError
     from .runio import CheckpointError, RunDirError
+    from .tensorboard_log import TensorBoardMissing
 
     try:
         cfg = load_config(args.config, args.overrides)
         address = args.address or cfg.cluster.address or os.environ.get("RAY_ADDRESS") or None
         prompts = preflight(cfg, local=address is None)
         run_dir, resume = open_run_dir(cfg, args.resume)
-    except (ConfigError, PromptError, RunDirError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, PromptError, RunDirError, CheckpointError, FileNotFoundError, TensorBoardMissing) as err:
         return _fail(str(err))
 
     from .cluster.controller import Controller, RunFailed

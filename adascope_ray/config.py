@@ -39,6 +39,7 @@ class RunConfig(_Strict):
     keep_checkpoints: int = Field(3, ge=1, le=10_000, description="Newest checkpoints kept in the run folder; older ones are removed.")
     resume: Literal["never", "auto"] = Field("never", description="'auto': when the run folder holds a checkpoint, continue from the newest one (as --resume does); 'never': only with --resume.")
     stop: StopConfig = Field(default_factory=StopConfig, description="Early stopping when the evaluation reward's gain has saturated.")
+    tensorboard: bool = Field(False, description="Also write every metrics row as TensorBoard scalars to <run>/tensorboard/ (step = updates done); needs the tensorboard package: pip install 'adascope-ray[tensorboard]'.")
 
 
 class DataConfig(_Strict):
@@ -486,7 +487,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 # Fields that may change between a run and its resumption: length, logging,
 # checkpointing and where things run. Everything else shapes the training itself.
-RESUMABLE_CHANGES = ("run.iterations", "run.grid_every", "run.checkpoint_every", "run.keep_checkpoints",
+RESUMABLE_CHANGES = ("run.iterations", "run.grid_every", "run.tensorboard", "run.checkpoint_every", "run.keep_checkpoints",
                      "run.overwrite", "run.resume", "run.output_dir", "run.name", "cluster", "eval.grid_prompts", "rewards.deploy",
                      "rewards.app_name", "rewards.http_host", "rewards.http_port", "rewards.keep_app", "rewards.proxy_ready_timeout_s",
                      "sampler.num_cpus", "sampler.num_gpus", "sampler.reward_timeout_s", "sampler.reward_attempts",

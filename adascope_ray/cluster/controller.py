@@ -15,7 +15,7 @@
       publish   new weights to every sampler
       evaluate  every eval.every updates: fixed prompts and noise, paired with the
                 evaluation before training (cluster/evaluator.py)
-      log       metrics.jsonl, dashboard metrics, image grid, checkpoint
+      log       metrics.jsonl, dashboard metrics (and TensorBoard), image grid, checkpoint
       stop?     run.stop: the evaluation's gain has saturated (core/stopping.py); the
                 best evaluation's weights are kept as checkpoints/best
     teardown: final checkpoint, actors and (unless kept) the reward app removed
@@ -33,6 +33,7 @@ from ..config import dump_config
 from ..core.cost import cost_fwd_equiv
 from ..data import PromptSchedule
 from ..runio import RunDir
+from ..tensorboard_log import TensorBoardLog
 from .actors import release_placement, reserve_placement
 from .errors import LearnerLost, RunFailed  # noqa: F401 - RunFailed: what the CLI catches
 from .learner_group import LearnerGroup
@@ -130,6 +131,7 @@ class Controller:
     def setup(self) -> None:
         self.run_dir.write_config(dump_config(self.cfg))
         self.metrics = RunMetrics(self.cfg.run.name)
+        self.tensorboard = TensorBoardLog(self.run_dir.root, self.start) if self.cfg.run.tensorboard else None
         self.owns_rewards = ensure_rewards(self.cfg.rewards)
         self.placement = reserve_placement(self.cfg)
         self.samplers = SamplerGroup(self.cfg, self.placement)
@@ -242,6 +244,8 @@ class Controller:
         }
         self.run_dir.append_metrics(row)
         self.metrics.record(row)
+        if self.tensorboard:
+            self.tensorboard.record(row)
         last = it == self.cfg.run.iterations - 1
         if it % self.cfg.run.grid_every == 0 or last:
             first = ray.get(scored[0])
@@ -293,6 +297,8 @@ class Controller:
                   f"--resume continues from iteration {self.saved_at or self.start}", flush=True)
 
     def teardown(self) -> None:
+        if getattr(self, "tensorboard", None):
+            self.tensorboard.close()
         learners, samplers = getattr(self, "learners", None), getattr(self, "samplers", None)
         for actor in (samplers.actors if samplers else []) + (learners.actors if learners else []):
             ray.kill(actor)

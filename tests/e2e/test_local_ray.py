@@ -26,7 +26,7 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
                "run.grid_every=1", "sampling.num_steps=4", "data.prompts_per_iteration=2",
                "data.group_size=2", f"model.cache_dir={tmp_path / 'models'}",
                f"rewards.http_port={ray_cluster['http_port']}",
-               "eval.every=2", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=2"])
+               "eval.every=2", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=2", "run.tensorboard=true"])
     assert rc == 0
     run = tmp_path / "tiny"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -60,6 +60,13 @@ def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
     assert rows[1]["eval/gain"] == pytest.approx(d.mean()) and rows[1]["eval/gain_se"] == pytest.approx(d.std(ddof=1) / 6**0.5)
     assert rows[1]["eval/cost_fwd_equiv"] == 6 * 4 * 2  # samples x K x CFG, apart from the training cost
     assert (run / "samples" / "eval_0000.png").is_file() and (run / "samples" / "eval_0002.png").is_file()
+    # run.tensorboard: TensorBoard's own reader finds the rows' scalars at their update
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("reward_mean")] == [(i + 1, pytest.approx(r["reward_mean"])) for i, r in enumerate(rows)]
+    assert [(e.step, e.value) for e in acc.Scalars("eval/gain")] == [(2, pytest.approx(rows[1]["eval/gain"]))]
 
     # the dashboard metrics: the node's export endpoint serves our gauges, tagged by run and role
     want = {"reward": ("ray_adascope_reward_mean{", ['run="tiny"', 'role="controller"']),
