@@ -48,7 +48,7 @@ def _color(c):
 
 
 def line_chart(dest, series: list[Series], title: str = "", xlabel: str = "", ylabel: str = "",
-               size: tuple[float, float] = (7.2, 4.0)) -> None:
+               size: tuple[float, float] = (7.2, 4.0), ylim: tuple[float, float] | None = None) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=size, dpi=100)
     for s in series:
@@ -60,6 +60,8 @@ def line_chart(dest, series: list[Series], title: str = "", xlabel: str = "", yl
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     if len(series) > 3:  # many lines: the legend beside the axes, never over them
         ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))

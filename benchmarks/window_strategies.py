@@ -150,7 +150,7 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
         c, y = curves(rs)
         series.append(Series(s, list(c.mean(0) / 1e3), list(y.mean(0)), list(y.min(0)), list(y.max(0))))
     line_chart(str(path), series, title=title, xlabel="cumulative training cost (thousand forward-pass equivalents)",
-               ylabel="held-out scene_check reward (mean over seeds, range shaded)")
+               ylabel="held-out scene_check reward\n(mean over seeds, range shaded)")
 
 
 def main() -> None:
@@ -164,7 +164,13 @@ def main() -> None:
     ap.add_argument("--eval-prompts", type=int, default=48)
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one torch thread each")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in window_strategies.runs.jsonl")
+    ap.add_argument("--replot", action="store_true", help="only redraw window_strategies.png from the results in --out")
     args, overrides = ap.parse_known_args()
+    if args.replot:
+        res = json.loads((Path(args.out) / "window_strategies.json").read_text())
+        plot(res["runs"], Path(args.out) / "window_strategies.png",
+             f"window strategies on {res['config']}, seeds {res['seeds']}, {res['iterations']} iterations")
+        return
     unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
     if unknown:
         ap.error(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
