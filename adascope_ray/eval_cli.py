@@ -170,15 +170,17 @@ def _f(v) -> float | None:
 
 
 def _grid(path: Path, refs, prompts: list[str], results: list[dict], rows: int) -> None:
+    """Rows: the first prompts; columns: the checkpoints, each its first seed's first sample."""
     from .viz import image_grid
 
     n = min(rows, len(prompts))
     if n == 0:
         return
-    images = np.stack([results[c]["images"][p] for p in range(n) for c in range(len(refs))])
-    rewards = np.array([results[c]["evaluation"].total[0, p * (results[c]["evaluation"].total.shape[1] // len(prompts))]
-                        for p in range(n) for c in range(len(refs))])
-    image_grid(images, [prompts[p] for p in range(n) for _ in refs], rewards, len(refs), max_rows=n,
+    k = results[0]["evaluation"].total.shape[1] // len(prompts)  # samples per prompt
+    cells = [(p, c) for p in range(n) for c in range(len(refs))]
+    images = np.stack([results[c]["images"][p] for p, c in cells])
+    rewards = np.array([results[c]["evaluation"].total[0, p * k] for p, c in cells])
+    image_grid(images, [prompts[p] for p, _ in cells], rewards, len(refs), max_rows=n,
                column_labels=[r.label for r in refs]).save(path)
 
 

@@ -41,7 +41,12 @@ def write_report(run_root: str | Path, out: str | Path | None = None) -> Path:
     if not (root / "config.yaml").is_file():
         raise ReportError(f"{root}: not a run folder (no config.yaml)")
     dest = Path(out) if out else root / "report.html"
-    page = render(RunData.read(root))
+    from .config import ConfigError
+
+    try:
+        page = render(RunData.read(root))
+    except ConfigError as err:
+        raise ReportError(f"{root}: its config.yaml does not load: {err}") from None
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(dest)  # a reader never sees half a page

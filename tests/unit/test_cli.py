@@ -106,3 +106,14 @@ def test_summary_of_a_resumed_run_whose_rows_hold_null(tmp_path, capsys):
     assert "first nan  last nan  (mean of first 4: 0.6000, last 4: 0.6000)" in out
     assert (run.root / "reward.png").is_file() and (run.root / "window.png").is_file()
     assert "first nan, last nan" in (run.root / "report.html").read_text()  # the report reads the same rows
+
+
+def test_report_names_a_folder_that_is_not_a_run_or_whose_config_does_not_load(tmp_path, capsys):
+    from adascope_ray.cli import main
+
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a run folder (no config.yaml)" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("learner: {lrr: 1}\n")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml does not load" in err and "learner.lrr" in err
