@@ -477,12 +477,21 @@ def _read_tree(p: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return tree
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+def load_tree_as(model: type[BaseModel], path: str | Path, overrides: list[str] | None = None):
+    """A YAML file (with its `base` files and dotted overrides) validated as `model`;
+    any problem raises ConfigError naming the file and the field."""
     p = Path(path)
     tree = _read_tree(p)
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)
-    return config_from_dict(tree, str(p))
+    try:
+        return model.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(str(p), err)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    return load_tree_as(Config, path, overrides)
 
 
 # Fields that may change between a run and its resumption: length, logging,

@@ -19,8 +19,7 @@ import numpy as np
 
 from .core.diversity import mean_pairwise_distance, pixel_features
 from .core.paired import mean_se, paired_difference
-
-CLIP_REWARDS = ("clip_score", "pickscore", "aesthetic")  # rewards whose scorer has a CLIP image embedder
+from .eval_config import CLIP_REWARDS
 
 
 def run_eval(args) -> int:
@@ -108,7 +107,8 @@ def evaluate_all(cfg, refs, prompts: list[str], out: Path, progress: bool = True
             sampler = Sampler(ref.model_cfg, sampling, SamplerConfig(batch_size=s.batch_size, torch_threads=s.torch_threads))
             load_into(sampler, ref)
             ev, images = evaluate_sampler(sampler, score, expanded, seeds, deterministic=s.eta == 0, on_batch=bar.update)
-            per_prompt = np.stack([np.stack(images)[:, i * k:(i + 1) * k] for i in range(len(prompts))])  # (N, S, k, H, W, 3)
+            stacked = np.stack(images)                                              # (S, N·k, H, W, 3)
+            per_prompt = stacked.reshape(len(seeds), len(prompts), k, *stacked.shape[2:]).swapaxes(0, 1)  # (N, S, k, H, W, 3)
             flat = per_prompt.reshape(len(prompts), len(seeds) * k, *per_prompt.shape[3:])
             diversity = mean_pairwise_distance(np.stack([embed(f) for f in flat]), "cosine" if embed.clip else "rms")
             results.append({"evaluation": ev, "diversity": diversity, "images": per_prompt[:, 0, 0],

@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from .config import ConfigError, ModelConfig, RewardComponentConfig, _format_errors, _read_tree, _set_dotted, _Strict, parse_overrides
+from .config import ModelConfig, RewardComponentConfig, _Strict, load_tree_as
+
+CLIP_REWARDS = ("clip_score", "pickscore", "aesthetic")  # rewards whose scorer has a CLIP image embedder
 
 
 class PromptSetConfig(_Strict):
@@ -65,17 +67,10 @@ class CheckpointEvalConfig(_Strict):
             raise ValueError("seeds must be >= 0")
         if self.model is None and self.checkpoints == ["base"] * len(self.checkpoints):
             raise ValueError("model: needed when no checkpoint is a run (only 'base' given)")
-        if self.diversity.embedding == "clip" and not any(c.name in ("clip_score", "pickscore", "aesthetic") for c in self.rewards):
+        if self.diversity.embedding == "clip" and not any(c.name in CLIP_REWARDS for c in self.rewards):
             raise ValueError("diversity.embedding 'clip' needs a clip_score, pickscore or aesthetic reward")
         return self
 
 
 def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> CheckpointEvalConfig:
-    p = Path(path)
-    tree = _read_tree(p)
-    for key, value in parse_overrides(overrides or []):
-        _set_dotted(tree, key, value)
-    try:
-        return CheckpointEvalConfig.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(str(p), err)) from None
+    return load_tree_as(CheckpointEvalConfig, path, overrides)

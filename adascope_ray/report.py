@@ -11,6 +11,7 @@ timings, throughput, grids, config.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -69,7 +70,7 @@ class RunData:
         evals = [(int(e["updates"]), Evaluation.from_json(e)) for e in run.read_evals()]
         return cls(root, (root / "config.yaml").read_text(), run.read_metrics(), evals, stopped)
 
-    @property
+    @functools.cached_property
     def config(self):
         from .config import load_config
 
