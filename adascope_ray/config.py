@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+DIFFERENTIABLE_REWARDS = ("aesthetic", "clip_score", "hpsv2", "pickscore")  # rewards/differentiable.py has these
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,7 +136,52 @@ class LearnerGroupConfig(_Strict):
     timeout_s: float = Field(600.0, gt=0, description="How long a rank waits for the others (joining, and every all-reduce) before it fails.")
 
 
+class SqdfConfig(_Strict):
+    """SQDF (arXiv 2512.04559): a reparameterised policy gradient of a differentiable soft-Q
+    estimate at one step k of a stored trajectory (core/sqdf.py, docs/algorithms.md)."""
+    gamma: float = Field(0.99, gt=0, le=1.0, description="Discount γ: a step k's soft-Q estimate is γ^(K−k−1) times the reward of its one-step x̂0 prediction.")
+    alpha: float = Field(1e-3, ge=0, description="Weight α of the KL term mean((μ_ref − μ_θ)²)/σ_k² to the reference (the model before training).")
+    reward: Literal["surrogate", "differentiable"] = Field("surrogate", description="What r is: 'surrogate', the latent-space reward model trained online from the Serve rewards (learner.surrogate); 'differentiable', the run's reward components themselves through torch on the decoded image (each must be a CLIP-family scorer: aesthetic, pickscore, hpsv2, clip_score).")
+    batch_size: int = Field(16, ge=1, description="Trajectories per optimizer step (each contributes one step k).")
+    optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
+
+
+class LasroConfig(_Strict):
+    """LaSRO (arXiv 2411.15247): few-step generation fine-tuned by the gradient of a learned
+    latent-space surrogate reward, back-propagated through the whole (≤ 2-step) chain."""
+    alpha: float = Field(1e-3, ge=0, description="Weight α of the per-step KL term mean((μ_ref − μ_θ)²)/σ_k² to the reference, summed over the chain's steps.")
+    batch_size: int = Field(16, ge=1, description="Chains per optimizer step, each started from a stored trajectory's x_T.")
+    optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
+
+
+class SurrogateConfig(_Strict):
+    """The latent-space surrogate reward model (sqdf with reward=surrogate, lasro): a small head
+    on the frozen reference denoiser's mid-block features of a latent, trained online on the
+    learner from the Serve rewards with a ranking loss within prompt groups."""
+    hidden: int = Field(128, ge=8, le=4096, description="Width of the head's hidden layer.")
+    lr: float = Field(1e-3, gt=0, lt=1.0, description="Adam learning rate of the head.")
+    steps_per_update: int = Field(50, ge=0, le=100000, description="Head training steps per learner update, on groups drawn from the replay buffer.")
+    groups_per_step: int = Field(16, ge=1, description="Prompt groups per head training step.")
+    margin: float = Field(0.0, ge=0, description="Reward gap below which a pair of samples is not ranked.")
+    warmup_updates: int = Field(1, ge=0, description="Updates in which only the surrogate trains (the policy waits until the surrogate has seen this many batches).")
+
+
+class ReplayConfig(_Strict):
+    """The learner's replay buffer of scored trajectories (sqdf, lasro): what the surrogate
+    trains on and where off-policy trajectories come from."""
+    capacity: int = Field(2048, ge=1, description="Trajectories kept; the oldest go first.")
+    ratio: float = Field(0.5, ge=0, le=1.0, description="Share of a policy step's trajectories drawn from the buffer's older entries; the rest come from the fresh batch.")
+    sampling: Literal["uniform", "prioritised"] = Field("uniform", description="How stored trajectories are drawn: uniformly, or in proportion to (r − min r + 1e-3) · decay^age (age in weight versions).")
+    decay: float = Field(0.9, gt=0, le=1.0, description="Per-version decay of a stored trajectory's priority (prioritised sampling).")
+
+
 class LearnerConfig(_Strict):
+    algorithm: Literal["ppo", "sqdf", "lasro"] = Field("ppo", description="The update. ppo: clipped policy gradient on the window's steps (DDPO/GRPO); sqdf: reparameterised gradient of a differentiable soft-Q estimate at one window step per trajectory (learner.sqdf); lasro: the surrogate's gradient through a few-step (≤ 2 steps) chain (learner.lasro). docs/algorithms.md compares them.")
+    sqdf: SqdfConfig = Field(default_factory=SqdfConfig, description="SQDF's settings (learner.algorithm=sqdf).")
+    lasro: LasroConfig = Field(default_factory=LasroConfig, description="LaSRO's settings (learner.algorithm=lasro).")
+    surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig, description="The latent-space surrogate reward (sqdf with reward=surrogate, lasro).")
+    replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The replay buffer (sqdf, lasro).")
+
     lr: float = Field(3e-4, gt=0, lt=1.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas (beta1, beta2), each in [0, 1).")
@@ -403,6 +450,13 @@ class Config(_Strict):
             raise ValueError("run.stop needs the in-run evaluation: set eval.every > 0")
         if self.data.world_train_captions and self.model.path != "builtin:shapes":
             raise ValueError("data.world_train_captions: the shapes world's captions are for model.path builtin:shapes")
+        lr = self.learner
+        if lr.algorithm == "lasro" and self.sampling.num_steps > 2:
+            raise ValueError(f"learner.algorithm=lasro fine-tunes few-step generation: sampling.num_steps must be <= 2 (got {self.sampling.num_steps})")
+        if lr.algorithm == "sqdf" and lr.sqdf.reward == "differentiable":
+            bad = [c.name for c in self.rewards.components if c.name not in DIFFERENTIABLE_REWARDS]
+            if bad:
+                raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
         if self.data.prompts_per_iteration % self.sampler.num_samplers:
             raise ValueError(f"data.prompts_per_iteration ({self.data.prompts_per_iteration}) must be a multiple of sampler.num_samplers ({self.sampler.num_samplers})")
         return self

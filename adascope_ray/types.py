@@ -99,6 +99,7 @@ class UpdateStats:
     loss_terms: dict[str, float] = field(default_factory=dict)  # the loss's parts, e.g. "kl_ref" (mean over trained pairs)
     next_window: tuple[int, int] | None = None  # window.placement = sampler: the steps the next rollouts sample stochastically
     off_policy: dict[str, float] = field(default_factory=dict)  # staleness_mean; the decoupled loss's importance weights when a sample was stale
+    algorithm: dict[str, float] = field(default_factory=dict)   # sqdf / lasro: their own metrics, names prefixed ("surrogate/…", "sqdf/…", "replay/…")
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class InProcessLoop:
         from adascope_ray.rewards.combine import CombinedReward
         from adascope_ray.rollout import Sampler
 
-        self.learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+        self.learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage, cfg.rewards)
         self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
         self.sampler.set_weights(self.learner.publish())
         self.reward = CombinedReward(cfg.rewards.components)

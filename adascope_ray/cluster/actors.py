@@ -103,11 +103,11 @@ class SamplerWorker:
 
 
 class LearnerWorker:
-    def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg):
+    def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg, rewards_cfg=None):
         setup_worker()
         from ..learner import Learner
 
-        self.learner = Learner(model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg)
+        self.learner = Learner(model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg, rewards_cfg)
         self.metrics = ActorMetrics(ray.get_runtime_context().get_actor_name())
 
     def update(self, iteration: int, *scored: ScoredRollout) -> UpdateStats:
@@ -210,4 +210,4 @@ def start_learner(cfg, pg=None, rank: int = 0):
     return ray.remote(LearnerWorker).options(
         name=learner_name(cfg, rank), num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
         **_placed(pg, rank),
-    ).remote(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    ).remote(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage, cfg.rewards)

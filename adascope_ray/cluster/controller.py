@@ -236,6 +236,7 @@ class Controller:
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
             **{f"loss/{k}": v for k, v in stats.loss_terms.items()},
             **{f"off_policy/{k}": v for k, v in stats.off_policy.items()},
+            **stats.algorithm,
             "grad_norm": stats.grad_norm, "iteration_s": wall, "sampler_restarts": self.samplers.restarts,
             **{f"time/{k}": v for k, v in phases.items()},
             **{f"time/{k}": v for k, v in stats.rollout_timings.items()},

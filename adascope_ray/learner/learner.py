@@ -29,7 +29,12 @@ from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_wind
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
+from .lasro import Lasro
+from .optim_state import load_optimizer, optimizer_tensors
 from .ranks import Ranks, join
+from .sqdf import Sqdf, Trained
+
+ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro}  # learner.algorithm; ppo is the clipped update below
 
 
 @dataclass
@@ -101,7 +106,7 @@ def finite_samples(batch: Batch) -> np.ndarray:
 
 
 class Learner:
-    def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg):
+    def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg, rewards_cfg=None):
         torch.set_num_threads(learner_cfg.torch_threads)
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
         pipe = load_pipeline(model_cfg)
@@ -115,13 +120,17 @@ class Learner:
         # the KL term's reference: the LoRA model with its adapters off, or a frozen copy
         # of the denoiser before full fine-tuning changes it
         self.ref_policy = None
-        if learner_cfg.kl.beta > 0 and self.trainable == "full":
+        if (learner_cfg.kl.beta > 0 or learner_cfg.algorithm != "ppo") and self.trainable == "full":
             ref = copy.deepcopy(self.unet).requires_grad_(False).eval()
             self.ref_policy = make_policy(pipe, ref, sampling_cfg, getattr(torch, model_cfg.dtype))
         if model_cfg.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
         self.device = self.unet.device
-        del pipe  # the learner needs only the denoiser and the schedule
+        # sqdf with differentiable rewards decodes x̂0; otherwise the learner needs only
+        # the denoiser and the schedule
+        differentiable = learner_cfg.algorithm == "sqdf" and learner_cfg.sqdf.reward == "differentiable"
+        self.vae = pipe.vae.requires_grad_(False) if differentiable else None
+        del pipe
         self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,
                                            weight_decay=learner_cfg.weight_decay)
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
@@ -129,6 +138,9 @@ class Learner:
         self.version = 0
         self.ranks = Ranks()  # one rank unless join_group is called (learner.group)
         self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
+        self.generator = torch.Generator().manual_seed(learner_cfg.seed)  # sqdf/lasro's reparameterised noise z
+        self.algorithm = None if learner_cfg.algorithm == "ppo" else \
+            ALGORITHMS[learner_cfg.algorithm](self, learner_cfg, rewards_cfg)  # learner/sqdf.py, learner/lasro.py
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
@@ -160,15 +172,22 @@ class Learner:
         timings["window_s"] = time.perf_counter() - t
 
         rows0 = self.policy.forward_rows
-        t = time.perf_counter()
-        stale = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
-        proximal = self.proximal_log_probs(batch, np.any(masks, axis=0)) if stale else None
-        timings["proximal_s"] = time.perf_counter() - t
+        if self.algorithm is not None:  # sqdf / lasro: a reparameterised gradient of r (their modules)
+            t = time.perf_counter()
+            trained = self.algorithm.train(batch, finite, window.mask)
+            timings["update_s"] = time.perf_counter() - t
+            stats, off_policy = {"approx_kl": 0.0, "clipfrac": 0.0}, {}
+        else:
+            t = time.perf_counter()
+            stale = self.cfg.off_policy.correction == "decoupled" and bool((batch.staleness > 0).any())
+            proximal = self.proximal_log_probs(batch, np.any(masks, axis=0)) if stale else None
+            timings["proximal_s"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        loss, stats, grad_norm, skipped, off_policy = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device),
-                                                                    proximal)
-        timings["update_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            loss, stats, grad_norm, skipped, off_policy = self.train_on(batch, masks, torch.from_numpy(adv.values).to(self.device),
+                                                                        proximal)
+            timings["update_s"] = time.perf_counter() - t
+            trained = Trained(loss, grad_norm, skipped, int(mask.sum()), _per_step_counts(masks))
         self.version += 1
 
         sel = window.mask[adv.valid] if adv.valid.any() else window.mask
@@ -180,16 +199,17 @@ class Learner:
             zero_std_ratio=float(1.0 - adv.valid[finite].mean()) if finite.any() else 0.0, dropped_stale=int(dropped),
             window_start_mean=float(WindowSelection(sel).start.mean()),
             window_length_mean=float(WindowSelection(sel).length.mean()),
-            window_hist=_per_step_counts(masks), trained_pairs=int(mask.sum()),
-            learner_forward_rows=self.policy.forward_rows - rows0, loss=loss,
-            approx_kl=stats["approx_kl"], clipfrac=stats["clipfrac"], grad_norm=grad_norm,
+            window_hist=trained.hist, trained_pairs=trained.pairs,
+            learner_forward_rows=self.policy.forward_rows - rows0, loss=trained.loss,
+            approx_kl=stats["approx_kl"], clipfrac=stats["clipfrac"], grad_norm=trained.grad_norm,
             k_lo=k_lo, k_hi=k_hi, samples=sum(s.rollout.batch_size for s in scored),
             sampler_forward_rows=sum(s.rollout.sampler_forward_rows for s in scored),
             rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
                              for k in scored[0].rollout.timings},
-            timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=skipped,
+            timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=trained.skipped,
             loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats}, next_window=self.next_window,
             off_policy={"staleness_mean": float(batch.staleness.mean()), **off_policy},
+            algorithm=trained.metrics,
         )
 
     def advantages(self, batch: Batch, keep: np.ndarray | None = None) -> Advantages:
@@ -263,14 +283,10 @@ class Learner:
                     sums += len(mb) * np.array([float(loss.detach()), st.approx_kl, st.clipfrac, kl_ref,
                                                 st.is_weight_mean, st.is_capped])
                     w_max = max(w_max, st.is_weight_max)
-                self.ranks.all_reduce_grads(self.params)
-                norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
-                if not np.isfinite(norm):  # never step with a non-finite gradient
-                    self.optimizer.zero_grad(set_to_none=True)
-                    skipped += 1
-                    continue
-                norms.append(norm)
-                self.optimizer.step()
+                norm, stepped = self.clip_and_step()  # never steps with a non-finite gradient
+                if stepped:
+                    norms.append(norm)
+                skipped += not stepped
         loss_sum, kl_sum, clip_sum, ref_sum, w_sum, capped_sum = self.ranks.sum(list(sums), self.device)
         stats = {"approx_kl": kl_sum / n, "clipfrac": clip_sum / n}
         if beta > 0:
@@ -320,6 +336,88 @@ class Learner:
         with self._adapters_off():
             return self.step_outputs(batch, pairs).mean
 
+    # ---- what the gradient-based algorithms (sqdf, lasro) call -------------------
+    def clip_and_step(self) -> tuple[float, bool]:
+        """All-reduce, clip and apply the accumulated gradient; (its norm, stepped). A
+        non-finite gradient is dropped, never stepped with."""
+        self.ranks.all_reduce_grads(self.params)
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+        if not np.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return norm, False
+        self.optimizer.step()
+        return norm, True
+
+    def conditioning(self, batch: Batch, rows: dict, n: int) -> dict:
+        """The guidance's unconditional text and the pooled text of n stored rows."""
+        return {"uncond": None if batch.negative is None else batch.negative.expand(n, -1, -1),
+                "pooled": rows["pooled"],
+                "uncond_pooled": None if batch.negative_pooled is None else batch.negative_pooled.expand(n, -1)}
+
+    @contextmanager
+    def reference(self):
+        """The frozen reference policy (the model before training): the LoRA model with its
+        adapters off, or the frozen copy of a fully fine-tuned denoiser. Gradients still
+        flow to its inputs; its passes are counted as the learner's."""
+        if self.ref_policy is not None:
+            rows = self.ref_policy.forward_rows
+            yield self.ref_policy
+            self.policy.forward_rows += self.ref_policy.forward_rows - rows
+            return
+        with self._adapters_off():
+            yield self.policy
+
+    @torch.no_grad()
+    def reference_mean(self, x: torch.Tensor, steps: torch.Tensor, embeds: torch.Tensor, cond: dict) -> torch.Tensor:
+        """μ_ref(x_k, k): (n, C, H, W)."""
+        with self.reference() as ref:
+            return ref.step(x, steps, embeds, cond["uncond"], prev_sample=x, pooled=cond["pooled"],
+                            uncond_pooled=cond["uncond_pooled"]).mean
+
+    def reference_x0(self, x: torch.Tensor, steps: torch.Tensor, embeds: torch.Tensor, cond: dict) -> torch.Tensor:
+        """The reference's Tweedie estimate x̂0(x_k) at step indices `steps`, with a
+        gradient to x (n, C, H, W): √ᾱ x − √(1−ᾱ) v̂ (v), (x − √(1−ᾱ) ε̂)/√ᾱ (ε), x − σ v̂ (flow)."""
+        from ..core.sde import to_x0
+        from ..models.policy import FlowPolicy
+
+        s = self.policy.schedule
+        idx = steps.cpu()
+        with self.reference() as ref:
+            if isinstance(ref, FlowPolicy):
+                sigma = s.sigmas[idx].to(x.device).view(-1, 1, 1, 1)
+                v = ref.predict_velocity(x, s.timesteps[idx].to(x.device), embeds, cond["uncond"], cond["pooled"],
+                                         cond["uncond_pooled"])
+                return x - sigma * v
+            out = ref.predict(x, s.timesteps[idx].to(x.device), embeds, cond["uncond"], cond["pooled"], cond["uncond_pooled"])
+            return to_x0(out, x, s.alpha_bars[idx].to(x.device), ref.prediction_type)
+
+    def reference_features(self, x0: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+        """φ(x0, c) (n, 2C'): the mean and std over space of the reference UNet's mid-block
+        activations at the schedule's least noisy timestep (learner/surrogate.py), with a
+        gradient to x0; one conditional pass, counted."""
+        with self.reference() as ref:
+            unet = ref.unet if hasattr(ref, "unet") else None
+            if unet is None or getattr(unet, "mid_block", None) is None:
+                raise ValueError("the latent surrogate reads a UNet's mid-block: this backbone has none "
+                                 "(use learner.algorithm=ppo, or sqdf with learner.sqdf.reward=differentiable)")
+            got = {}
+            hook = unet.mid_block.register_forward_hook(lambda mod, args, out: got.__setitem__("h", out))
+            try:
+                t = self.policy.schedule.timesteps[-1].to(x0.device).expand(len(x0))
+                unet(x0.to(ref.dtype), t, encoder_hidden_states=embeds.to(ref.dtype))
+            finally:
+                hook.remove()
+            ref.forward_rows += len(x0)
+        h = got["h"].float()                                                 # (n, C', h', w')
+        return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """The VAE's image of clean latents, (n, 3, H, W) in [0, 1], with a gradient."""
+        vae = self.vae
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        img = vae.decode((x0 / vae.config.scaling_factor + shift).to(vae.dtype)).sample.float()
+        return ((img.clamp(-1, 1) + 1) / 2)
+
     @contextmanager
     def _adapters_off(self):
         self.unet.disable_adapters()
@@ -342,15 +440,14 @@ class Learner:
         trained = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
         names = list(trained)
         tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in trained.items()}
-        opt = self.optimizer.state_dict()
-        slots = {}
-        for idx, st in opt["state"].items():
-            slots[str(idx)] = sorted(st)
-            for key, v in st.items():
-                tensors[f"opt.{idx}.{key}"] = torch.as_tensor(v).detach().cpu().clone()
-        meta = {"param_names": names, "param_groups": opt["param_groups"], "opt_slots": slots,
-                "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state,
+        opt, opt_meta = optimizer_tensors(self.optimizer, "opt.")
+        meta = {"param_names": names, **opt_meta, "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state,
                 "next_window": None if self.next_window is None else list(self.next_window)}
+        tensors.update(opt)
+        tensors["generator"] = self.generator.get_state()
+        if self.algorithm is not None:
+            algo_tensors, meta["algorithm"] = self.algorithm.state()
+            tensors.update(algo_tensors)
         return LearnerState(self.version, tensors, meta)
 
     def load_state(self, st: LearnerState) -> None:
@@ -361,13 +458,15 @@ class Learner:
         with torch.no_grad():
             for n, p in trained.items():
                 p.copy_(st.tensors[f"param.{n}"])
-        opt_state = {int(i): {k: st.tensors[f"opt.{i}.{k}"].clone() for k in keys}
-                     for i, keys in st.meta["opt_slots"].items()}
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": st.meta["param_groups"]})
+        load_optimizer(self.optimizer, st.tensors, st.meta, "opt.")
         self.tracker.load_state_dict(st.meta["tracker"])
         self.rng.bit_generator.state = st.meta["rng"]
         nw = st.meta.get("next_window")
         self.next_window = None if nw is None else (int(nw[0]), int(nw[1]))
+        if "generator" in st.tensors:
+            self.generator.set_state(st.tensors["generator"])
+        if self.algorithm is not None:
+            self.algorithm.load_state(st.tensors, st.meta["algorithm"])
         self.version = st.version
 
     def export(self) -> "Checkpoint":

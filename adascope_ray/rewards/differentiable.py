@@ -20,7 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DIFFERENTIABLE = ("clip_score", "pickscore", "aesthetic", "hpsv2")
+from ..config import DIFFERENTIABLE_REWARDS
+
+DIFFERENTIABLE = DIFFERENTIABLE_REWARDS  # one list, in config.py
 
 
 def clip_pixels(x: torch.Tensor, size: int, crop: int, mean, std, round_half: bool = False) -> torch.Tensor:
