@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DIFFERENTIABLE_REWARDS = ("aesthetic", "clip_score", "hpsv2", "pickscore")  # rewards/differentiable.py has these
+DIFFERENTIABLE_REWARDS = ("aesthetic", "clip_score", "hpsv2", "pickscore", "scene_check")  # rewards/differentiable.py, scene_soft.py
 
 
 class _Strict(BaseModel):

@@ -11,7 +11,9 @@ same noise (adascope_ray.evaluation), on two caption sets:
   - `split` (test by default: captions no rule or calibration ever sees; world.splits),
   - the training captions themselves (the first train_prompts, the first train_seeds noise seeds),
 and the paired gain trained − base is reported with its standard error (ddof = 1) and
-the verdict (better / worse / no difference at 2 SE). Every seed is reported; the
+the verdict (better / worse / no difference at 2 SE). Beside the reward, within-prompt
+diversity (core/diversity.py: RMS pixel distance between one caption's images across the
+noise seeds), paired per caption. Every seed is reported; the
 pooled line treats all seeds' samples as pairs. Writes
 benchmarks/results/learning/<tag>.json with machine, config and commit.
 """
@@ -30,6 +32,7 @@ from common import ROOT, InProcessLoop, shown_config, write_result
 
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
+from adascope_ray.core.diversity import mean_pairwise_distance, pixel_features  # noqa: E402
 from adascope_ray.core.paired import paired_difference  # noqa: E402
 from adascope_ray.evaluation import Evaluation, evaluate_sampler  # noqa: E402
 from adascope_ray.world.splits import split_captions  # noqa: E402
@@ -57,18 +60,27 @@ def model_fingerprint(cfg) -> str:
     return h.hexdigest()[:16]
 
 
-def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: list[int]) -> Evaluation:
-    """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed),
-    cached on disk by model, sampling settings, rewards, prompts and seeds."""
+def diversity(images: list[np.ndarray]) -> np.ndarray:
+    """(N,) within-prompt diversity from each seed's images (N, H, W, 3): a caption's
+    images across the noise seeds, RMS pixel distance."""
+    feats = np.stack([pixel_features(im) for im in images], axis=1)            # (N, S, D)
+    return mean_pairwise_distance(feats, "rms")
+
+
+def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: list[int]) -> tuple[Evaluation, np.ndarray]:
+    """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed)
+    and its per-caption diversity, cached on disk by model, sampling settings, rewards,
+    prompts and seeds."""
     key = json.dumps([cfg.model.path, model_fingerprint(cfg), cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
                       [c.model_dump() | {"partial_credit": False} for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if path.is_file():
-        return Evaluation.from_json(json.loads(path.read_text()))
-    ev = evaluate_sampler(loop.sampler, score, prompts, seeds)[0]
+    if path.is_file() and "diversity" in (d := json.loads(path.read_text())):
+        return Evaluation.from_json(d), np.asarray(d["diversity"], np.float64)
+    ev, images = evaluate_sampler(loop.sampler, score, prompts, seeds)
+    div = diversity(images)
     CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(ev.to_json()))
-    return ev
+    path.write_text(json.dumps(ev.to_json() | {"diversity": div.tolist()}))
+    return ev, div
 
 
 def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, split: str, eval_prompts: int,
@@ -88,21 +100,25 @@ def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, sp
         cost += cost_fwd_equiv(st.sampler_forward_rows, st.learner_forward_rows)
         curve.append({"reward": st.reward_mean, "clipfrac": st.clipfrac, "approx_kl": st.approx_kl,
                       "zero_std_ratio": st.zero_std_ratio, "window_start": st.window_start_mean,
-                      "window_length": st.window_length_mean, **st.loss_terms})
+                      "window_length": st.window_length_mean, **st.loss_terms, **st.algorithm})
         if (it + 1) % 10 == 0 or it + 1 == iterations:
             print(f"  seed {seed} iteration {it + 1}/{iterations}: training reward {st.reward_mean:.3f}, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
     out = {"seed": seed, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost, "curve": curve}
     for name, (p, sd) in sets.items():
-        final = evaluate_sampler(loop.sampler, score, p, sd)[0]
-        gains = final.against(base[name])
-        out[name] = {"prompts": len(p), "base": base[name].summary(), "final": final.summary(),
+        (b, b_div), (final, images) = base[name], evaluate_sampler(loop.sampler, score, p, sd)
+        f_div = diversity(images)
+        gains = final.against(b)
+        gains["diversity"] = paired_difference(b_div, f_div)
+        out[name] = {"prompts": len(p), "base": b.summary(), "final": final.summary(),
                      "gain": {k: {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()} for k, d in gains.items()},
-                     "base_total": base[name].total.tolist(), "final_total": final.total.tolist()}
-        g = gains["reward"]
-        print(f"  seed {seed} {name:<10} {base[name].summary()['reward']:.3f} -> {final.summary()['reward']:.3f}  "
-              f"gain {g.mean:+.4f} ± {g.se:.4f} ({g.verdict()})", flush=True)
+                     "base_total": b.total.tolist(), "final_total": final.total.tolist(),
+                     "base_diversity": b_div.tolist(), "final_diversity": f_div.tolist()}
+        g, dv = gains["reward"], gains["diversity"]
+        print(f"  seed {seed} {name:<10} {b.summary()['reward']:.3f} -> {final.summary()['reward']:.3f}  "
+              f"gain {g.mean:+.4f} ± {g.se:.4f} ({g.verdict()}); diversity {np.nanmean(b_div):.4f} -> "
+              f"{np.nanmean(f_div):.4f} ({dv.mean:+.4f} ± {dv.se:.4f}, {dv.verdict()})", flush=True)
     print(f"  seed {seed}: training {train_s:.0f} s, clipfrac first/last {curve[0]['clipfrac']:.2f}/{curve[-1]['clipfrac']:.2f}",
           flush=True)
     return out
@@ -130,9 +146,13 @@ def main() -> None:
     for name in (args.split, "train"):
         d = paired_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in runs]),
                               np.concatenate([np.ravel(r[name]["final_total"]) for r in runs]))
-        pooled[name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()}
+        dv = paired_difference(np.concatenate([r[name]["base_diversity"] for r in runs]),
+                               np.concatenate([r[name]["final_diversity"] for r in runs]))
+        pooled[name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict(),
+                        "diversity": {"mean": dv.mean, "se": dv.se, "n": dv.n, "verdict": dv.verdict()}}
         per_seed = ", ".join(f"{r[name]['gain']['reward']['mean']:+.3f}±{r[name]['gain']['reward']['se']:.3f}" for r in runs)
-        print(f"{name:<10} pooled gain {d.mean:+.4f} ± {d.se:.4f} ({d.verdict()}); per seed: {per_seed}")
+        print(f"{name:<10} pooled gain {d.mean:+.4f} ± {d.se:.4f} ({d.verdict()}); per seed: {per_seed}; "
+              f"diversity {dv.mean:+.4f} ± {dv.se:.4f} ({dv.verdict()})")
     tag = args.tag or Path(args.config).stem
     path = write_result(tag, {"config": shown_config(args.config), "overrides": overrides, "iterations": args.iterations,
                               "split": args.split, "eval_prompts": args.eval_prompts, "eval_seeds": eval_seeds,

@@ -50,6 +50,12 @@ class Critic:
                 self.surrogate = LatentSurrogate(self.cfg, feats.shape[1], batch.embeds.shape[-1], feats.device, self.seed)
             if self.surrogate.updates:
                 metrics = self.surrogate.held_out(feats, batch.embeds[t], batch.rewards[idx], batch.group_ids[idx])
+        else:  # how closely what the learner differentiates follows what Serve logged
+            with torch.no_grad():
+                r = self.reward(final, batch.embeds[t], [batch.prompts[i] for i in idx]).double().cpu().numpy()
+            served = np.asarray(batch.rewards[idx], np.float64)
+            if len(r) > 1 and np.std(r) > 0 and np.std(served) > 0:
+                metrics = {"critic/serve_corr": float(np.corrcoef(r, served)[0, 1])}
         pos = self.replay.add(batch.latents[t], batch.embeds[t], batch.rewards[idx], batch.group_ids[idx], version,
                               feats, [batch.prompts[i] for i in idx], None if batch.pooled is None else batch.pooled[t])
         return pos, metrics

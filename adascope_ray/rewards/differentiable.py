@@ -45,7 +45,7 @@ class DifferentiableReward:
     """(x (B, 3, H, W) in [0, 1], prompts) -> (B,) reward, with a gradient in x."""
 
     def __init__(self, name: str, scorer):
-        if name not in DIFFERENTIABLE:
+        if name not in DIFFERENTIABLE or name == "scene_check":
             raise ValueError(f"reward {name!r} has no gradient; differentiable ones: {', '.join(DIFFERENTIABLE)}")
         self.name, self.scorer = name, scorer
         if name == "hpsv2":
@@ -93,10 +93,15 @@ class DifferentiableReward:
         return self._text[key]
 
 
-def differentiable_reward(component) -> DifferentiableReward:
-    """The differentiable form of a configured reward component (config.RewardComponentConfig)."""
+def differentiable_reward(component):
+    """The differentiable form of a configured reward component (config.RewardComponentConfig):
+    a DifferentiableReward, or scene_check's smooth form (scene_soft.py)."""
     from .base import build_scorer
 
     if component.name not in DIFFERENTIABLE:
         raise ValueError(f"reward {component.name!r} has no gradient; differentiable ones: {', '.join(DIFFERENTIABLE)}")
+    if component.name == "scene_check":
+        from .scene_soft import SoftSceneCheck
+
+        return SoftSceneCheck()
     return DifferentiableReward(component.name, build_scorer(component.name, **component.scorer_options()))

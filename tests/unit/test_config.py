@@ -145,3 +145,17 @@ def test_resume_mismatches_name_only_fields_that_shape_training():
     assert resume_mismatches(saved, longer) == []  # length, checkpointing and resources may change
     changed = config_from_dict({**base, "learner": {"lr": 0.5}, "window": {"strategy": "full"}})
     assert resume_mismatches(saved, changed) == ["learner.lr: 0.0003 -> 0.5", "window.strategy: 'adascope' -> 'full'"]
+
+
+def test_algorithm_settings_that_cannot_run_are_refused():
+    tiny = CONFIGS[[p.name for p in CONFIGS].index("tiny.yaml")]
+    # LaSRO differentiates through the whole chain: few-step generation only
+    with pytest.raises(ConfigError, match=r"sampling.num_steps must be <= 2 \(got 16\)"):
+        load_config(tiny, ["learner.algorithm=lasro"])
+    assert load_config(tiny, ["learner.algorithm=lasro", "sampling.num_steps=2"]).learner.algorithm == "lasro"
+    # SQDF's differentiable reward: a component without a gradient is named
+    with pytest.raises(ConfigError, match=r"rewards.components \['jpeg_compressibility'\] have no differentiable form"):
+        load_config(tiny, ["learner.algorithm=sqdf", "learner.sqdf.reward=differentiable",
+                           "rewards.components=[{name: scene_check}, {name: jpeg_compressibility}]"])
+    # scene_check has a smooth form (rewards/scene_soft.py)
+    assert load_config(tiny, ["learner.algorithm=sqdf", "learner.sqdf.reward=differentiable"]).learner.sqdf.reward == "differentiable"
