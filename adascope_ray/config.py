@@ -141,7 +141,7 @@ class SqdfConfig(_Strict):
     estimate at one step k of a stored trajectory (core/sqdf.py, docs/algorithms.md)."""
     gamma: float = Field(0.99, gt=0, le=1.0, description="Discount γ: a step k's soft-Q estimate is γ^(K−k−1) times the reward of its one-step x̂0 prediction.")
     alpha: float = Field(1e-3, ge=0, description="Weight α of the KL term mean((μ_ref − μ_θ)²)/σ_k² to the reference (the model before training).")
-    reward: Literal["surrogate", "differentiable"] = Field("surrogate", description="What r is: 'surrogate', the latent-space reward model trained online from the Serve rewards (learner.surrogate); 'differentiable', the run's reward components themselves through torch on the decoded image (each must be a CLIP-family scorer: aesthetic, pickscore, hpsv2, clip_score).")
+    reward: Literal["surrogate", "differentiable"] = Field("surrogate", description="What r is: 'surrogate', the latent-space reward model trained online from the Serve rewards (learner.surrogate); 'differentiable', the run's reward components themselves through torch on the decoded image (each must have a differentiable form: the CLIP-family scorers aesthetic, pickscore, hpsv2, clip_score, or scene_check's smooth form, rewards/scene_soft.py).")
     batch_size: int = Field(16, ge=1, description="Trajectories per optimizer step (each contributes one step k).")
     optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
 
