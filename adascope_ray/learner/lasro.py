@@ -6,7 +6,7 @@ reward, back-propagated through the whole chain:
     x_0 = a stored trajectory's starting noise x_T
     x_{k+1} = μ_θ(x_k, k) + σ_k z_k          k = 0 … K−1, every step with a gradient
     KL = Σ_k mean_d (μ_ref(x_k) − μ_θ(x_k))² / σ_k²     (μ_ref at the policy's own x_k)
-    L = −mean_b (s(x_K, c) − α KL)
+    L = −mean_b (s(x_K, c) − α KL)                       (core/lasro.py)
 
 The samplers keep exploring with the current policy (off-policy exploration: the
 surrogate learns from everything in the replay buffer); the Serve reward trains the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..core.sqdf import mean_kl
+from ..core.lasro import lasro_loss
 from .critic import Critic
 from .sqdf import Trained
 
@@ -60,17 +60,18 @@ class Lasro:
         rows = self.critic.rows(pos, lr.device)
         cond = lr.conditioning(batch, rows, len(pos))
         x = rows["latents"][:, 0]                                            # (n, C, H, W) x_T
-        kl = torch.zeros(len(pos), device=lr.device)
+        mus, refs, sigmas = [], [], []
         for k in range(k_steps):
             steps = torch.full((len(pos),), k)
-            mu_ref = lr.reference_mean(x, steps, rows["embeds"], cond)
+            refs.append(lr.reference_mean(x, steps, rows["embeds"], cond))
             out = lr.policy.step(x, steps, rows["embeds"], cond["uncond"], generator=lr.generator,
                                  pooled=cond["pooled"], uncond_pooled=cond["uncond_pooled"])
-            kl = kl + mean_kl(out.mean, mu_ref.detach(), out.std.flatten())
+            mus.append(out.mean)
+            sigmas.append(out.std.flatten())
             x = out.prev_sample
         r = self.critic.reward(x, rows["embeds"], rows["prompts"])
-        loss = -(r - self.cfg.alpha * kl).mean()
-        return loss, float(r.detach().mean()), float(kl.detach().mean())
+        loss, parts = lasro_loss(r, mus, refs, sigmas, self.cfg.alpha)
+        return loss, parts["reward"], parts["kl"]
 
     def state(self):
         return self.critic.state()
