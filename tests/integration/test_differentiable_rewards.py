@@ -71,5 +71,7 @@ def test_the_gradient_matches_finite_differences(components):
 
 
 def test_a_reward_without_a_gradient_is_refused_by_name():
-    with pytest.raises(ValueError, match="'scene_check' has no gradient"):
-        differentiable_reward(RewardComponentConfig(name="scene_check"))
+    with pytest.raises(ValueError, match="'jpeg_compressibility' has no gradient"):
+        differentiable_reward(RewardComponentConfig(name="jpeg_compressibility"))
+    with pytest.raises(ValueError, match="'ocr' has no gradient"):
+        differentiable_reward(RewardComponentConfig(name="ocr"))
