@@ -361,8 +361,10 @@ class Learner:
         flow to its inputs; its passes are counted as the learner's."""
         if self.ref_policy is not None:
             rows = self.ref_policy.forward_rows
-            yield self.ref_policy
-            self.policy.forward_rows += self.ref_policy.forward_rows - rows
+            try:
+                yield self.ref_policy
+            finally:
+                self.policy.forward_rows += self.ref_policy.forward_rows - rows
             return
         with self._adapters_off():
             yield self.policy

@@ -45,8 +45,10 @@ class DifferentiableReward:
     """(x (B, 3, H, W) in [0, 1], prompts) -> (B,) reward, with a gradient in x."""
 
     def __init__(self, name: str, scorer):
-        if name not in DIFFERENTIABLE or name == "scene_check":
+        if name not in DIFFERENTIABLE:
             raise ValueError(f"reward {name!r} has no gradient; differentiable ones: {', '.join(DIFFERENTIABLE)}")
+        if name == "scene_check":
+            raise ValueError("scene_check's differentiable form is scene_soft.SoftSceneCheck (differentiable_reward builds it)")
         self.name, self.scorer = name, scorer
         if name == "hpsv2":
             cfg = scorer.model.visual.preprocess_cfg

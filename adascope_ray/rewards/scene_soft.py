@@ -41,7 +41,6 @@ class SoftSceneCheck:
     """(x (B, 3, H, W) in [0, 1], prompts) -> (B,) scores in [0, 1], with a gradient in x."""
 
     name = "scene_check"
-    device = torch.device("cpu")
 
     def __init__(self):
         self.palette = torch.as_tensor(_COLS, dtype=torch.float32)                # (J, 3)
