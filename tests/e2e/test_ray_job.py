@@ -30,6 +30,7 @@ def submit(head, out_dir, *extra, wait=True):
         args.append("--no-wait")
     args += ["--", "adascope-ray", "train", "configs/tiny_jpeg.yaml", "--no-progress", "sampling.num_steps=4",
              "data.prompts_per_iteration=2", "data.group_size=2", f"run.output_dir={out_dir}",
+             "sampler.torch_threads=1", "learner.torch_threads=1",  # no oversubscription of 2 cores
              f"rewards.http_port={free_port()}", *extra]
     deadline = time.time() + 90
     while True:  # the job agent may still be starting right after `ray start`
