@@ -8,6 +8,8 @@ import pytest
 
 from adascope_ray.cli import main
 
+from .kept import kept_rewards
+
 pytestmark = pytest.mark.e2e
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -30,7 +32,7 @@ def test_two_iterations_of_each_algorithm_through_the_service(ray_cluster, tmp_p
                "learner.sqdf.batch_size=8", "learner.lasro.optimizer_steps=2", "learner.lasro.batch_size=8",
                *(["sampling.num_steps=4"] if name == "tiny_sqdf" else []),
                "eval.every=0", f"model.cache_dir={tmp_path / 'models'}",
-               f"rewards.http_port={ray_cluster['http_port']}"])
+               f"rewards.http_port={ray_cluster['http_port']}", *kept_rewards("scene")])  # tiny.yaml's reward
     assert rc == 0
     run = tmp_path / name
     rows = _rows(run / "metrics.jsonl")

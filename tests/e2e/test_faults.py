@@ -16,15 +16,20 @@ from safetensors.torch import load_file
 
 from adascope_ray.cli import main
 
+from .kept import kept_rewards
+
 pytestmark = pytest.mark.e2e
 TINY = str(Path(__file__).parents[2] / "configs" / "tiny_jpeg.yaml")  # random-init tiny model, JPEG reward
+KEPT = kept_rewards("jpeg")  # tiny_jpeg.yaml's reward
 SAME = ("iteration", "weights_version", "reward_mean", "loss", "grad_norm", "approx_kl", "window_hist", "samples")
 
 
-def args(tmp, port, name, *extra):
+def args(tmp, port, name, *extra, kept=True):
+    """A 4-iteration run; `kept`: its rewards from the module's kept app (a fault in
+    the reward app's own life needs kept=False)."""
     return ["train", TINY, "--no-progress", f"run.output_dir={tmp}", f"run.name={name}", "run.iterations=4",
             "run.checkpoint_every=2", "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
-            f"model.cache_dir={tmp / 'models'}", f"rewards.http_port={port}", *extra]
+            f"model.cache_dir={tmp / 'models'}", f"rewards.http_port={port}", *(KEPT if kept else []), *extra]
 
 
 def rows(run: Path) -> list[dict]:
@@ -97,7 +102,7 @@ def test_sampler_and_reward_replica_killed_mid_run(straight, ray_cluster):
     wait_rows(tmp / "faulty", 1)
     ray.kill(ray.get_actor("faulty:sampler:0"), no_restart=False)  # during iteration 1's rollout
     wait_rows(tmp / "faulty", 2)
-    comp = serve.get_deployment_handle("reward_jpeg_compressibility", "adascope-rewards")
+    comp = serve.get_deployment_handle("reward_jpeg_compressibility", "e2e-jpeg")
     replica = comp.actor_name.remote().result(timeout_s=60)
     ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)  # Serve must replace it
     assert run.join() == 0
@@ -194,7 +199,7 @@ def test_reward_app_that_cannot_start_stops_the_run_naming_it(ray_cluster, tmp_p
 
     # a replica that asks for a GPU this cluster lacks never starts
     argv = args(tmp_path, ray_cluster["http_port"], "nogpu", "rewards.app_name=stuck-rewards",
-                "rewards.components=[{name: jpeg_compressibility, num_gpus: 1}]", "rewards.ready_timeout_s=5")
+                "rewards.components=[{name: jpeg_compressibility, num_gpus: 1}]", "rewards.ready_timeout_s=5", kept=False)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "reward application 'stuck-rewards'" in err and "ready_timeout_s=5" in err

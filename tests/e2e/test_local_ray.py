@@ -14,9 +14,12 @@ from PIL import Image
 from adascope_ray.cli import main
 from adascope_ray.rewards import build_scorer
 
+from .kept import kept_rewards
+
 pytestmark = pytest.mark.e2e
 TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")            # the embedded default: the shapes world
 TINY_JPEG = str(Path(__file__).parents[2] / "configs" / "tiny_jpeg.yaml")  # random-init tiny model, JPEG reward
+SCENE, JPEG = kept_rewards("scene"), kept_rewards("jpeg")  # the kept apps of tiny.yaml's and tiny_jpeg.yaml's rewards
 
 
 def test_train_two_iterations_end_to_end(ray_cluster, tmp_path):
@@ -123,7 +126,7 @@ def test_a_run_stops_when_the_evaluation_gain_saturates_and_keeps_the_best(ray_c
     rc = main(["train", TINY, "--no-progress", "run.iterations=4", f"run.output_dir={tmp_path}", "run.name=stops",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2", "learner.lr=1e-9",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
-               "eval.every=1", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=0", "run.stop.patience=1"])
+               "eval.every=1", "eval.num_prompts=3", "eval.seeds=[0,1]", "eval.grid_prompts=0", "run.stop.patience=1", *SCENE])
     assert rc == 0
     run = tmp_path / "stops"
     evals = [np.array(json.loads(line)["total"]) for line in (run / "eval.jsonl").read_text().splitlines()]
@@ -151,7 +154,7 @@ def test_sampler_placement_samples_the_published_window_through_the_service(ray_
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2", "eval.every=0",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
                "window.placement=sampler", "sampling.initial_noise=per_group", "window.strategy=sliding",
-               "window.sliding.size=2", "window.sliding.start=1", "window.sliding.every=1"])
+               "window.sliding.size=2", "window.sliding.start=1", "window.sliding.every=1", *SCENE])
     assert rc == 0
     rows = [json.loads(line) for line in (tmp_path / "placed" / "metrics.jsonl").read_text().splitlines()]
     # iteration 0: no window yet, every step of 4 rows (x CFG); 1: window [1, 3) from sliding
@@ -330,7 +333,7 @@ def test_two_placed_samplers_collective_publish_matches_object_store(ray_cluster
               "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
               "sampler.num_samplers=2", "sampler.num_cpus=0.5", "learner.num_cpus=0.5",
-              "sampler.torch_threads=1", "learner.torch_threads=1"]  # three processes on 2 cores
+              "sampler.torch_threads=1", "learner.torch_threads=1", *JPEG]  # three processes on 2 cores
     assert main(common + ["run.name=store"]) == 0
     assert main(common + ["run.name=coll", "publish.method=collective", "publish.backend=gloo",
                           "cluster.placement=PACK"]) == 0
@@ -417,7 +420,7 @@ def test_sdxl_and_sd3_families_run_through_the_service(ray_cluster, tmp_path, na
     cfg = str(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     rc = main(["train", cfg, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
-               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}"])
+               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}", *JPEG])
     assert rc == 0
     rows = _rows(tmp_path / name / "metrics.jsonl")
     assert [r["weights_version"] for r in rows] == [1, 2]
