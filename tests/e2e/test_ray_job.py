@@ -81,20 +81,20 @@ def test_client_without_token_is_refused(head):
     assert r.returncode != 0 and "token" in (r.stdout + r.stderr).lower()
 
 
-def test_job_runs_to_success(head, tmp_path):
-    r, job_id = submit(head, tmp_path, "run.iterations=2")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+def assert_succeeded_cleanly(head, job_id: str, run: Path, versions: list[int]) -> None:
+    """A job that ran to success: its status and logs say so, every update reached the
+    samplers, no actor of the run is left, and the cluster's auth token appears in
+    neither the job's logs nor the run folder."""
     status = head.run("ray", "job", "status", "--address", head.dashboard, job_id)
     assert "succeeded" in (status.stdout + status.stderr).lower()
     logs = head.run("ray", "job", "logs", "--address", head.dashboard, job_id).stdout
     assert "joining Ray" in logs and "run finished" in logs
-    rows = (tmp_path / "tiny_jpeg" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["weights_version"] for x in rows] == [1, 2]
-    assert alive_run_actors(head, "tiny_jpeg") == []
-    # the cluster's auth token appears in neither the job's logs nor the run folder
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["weights_version"] for x in rows] == versions
+    assert alive_run_actors(head, run.name) == []
     token = (Path.home() / ".ray" / "auth_token").read_text().strip()
     assert len(token) >= 16 and token not in logs
-    for f in (tmp_path / "tiny_jpeg").rglob("*"):
+    for f in run.rglob("*"):
         assert not f.is_file() or token.encode() not in f.read_bytes(), f
 
 
@@ -140,6 +140,10 @@ def deploy_rewards_file(head, tmp_path, tag: str, **scaling) -> None:
 
 
 def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
+    """Two jobs attach to one app deployed by `serve deploy`, which is scaled by hand and
+    then handed to the autoscaler while they train; the short one runs to success (and
+    is checked as any job that succeeds), the long one is stopped after it trained on
+    the scaled app; neither loses or repeats an iteration."""
     deploy_rewards_file(head, tmp_path, "fixed1", num_replicas=1)
     wait_for(lambda: running_replicas(head, "adascope-rewards", "reward_jpeg_compressibility") >= 1,
              120, "the served reward app")
@@ -165,6 +169,7 @@ def test_two_runs_share_a_served_reward_app_that_scales_mid_run(head, tmp_path):
 
     status = wait_for(lambda: final_status(head, short_job), 400, "shared_b to finish", every_s=3)
     assert "succeeded" in status, head.run("ray", "job", "logs", "--address", head.dashboard, short_job).stdout[-3000:]
+    assert_succeeded_cleanly(head, short_job, tmp_path / "shared_b", [1, 2, 3])
     wait_for(lambda: count() >= scaled_at + 3, 300, "shared_a to train on the scaled app")
     head.run("ray", "job", "stop", "--address", head.dashboard, long_job)
     wait_for(lambda: "stopped" in job_status(head, long_job), 120, "shared_a to stop")
