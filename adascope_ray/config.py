@@ -259,6 +259,14 @@ _MOVED_WINDOW_KEYS = {
 }
 
 
+class SemanticConfig(_Strict):
+    """The semantic-consistency signal C_k (docs/adascope.md, "Signals"): from the latents
+    (weight-free), or from a CLIP-family reward's image embedding of decode(x̂0_k)."""
+    source: Literal["latent", "embedding"] = Field("latent", description="'latent': Pearson(x̂0_k, x̂0_{K-1}) at full resolution, no extra passes. 'embedding': cos(e(decode(x̂0_k)), e(final image)) with e the image embedder of the reward named in `reward`, probed every `probe_every` steps; each probe costs a VAE decode and an embedder pass per sample.")
+    reward: str | None = Field(None, description="source=embedding: the rewards.components entry whose image embedder is used (one of clip_score, pickscore, aesthetic).")
+    probe_every: int = Field(4, ge=1, le=1000, description="source=embedding: probe steps 0, p, 2p, … and the last; a step between probes holds the last probe's value (the end rule then fires at a probe, never early).")
+
+
 class WindowConfig(_Strict):
     """Which denoising steps enter the update: the strategy (core/window.py's registry)
     and its own sub-config; the signal and prior settings every strategy logs."""
@@ -269,6 +277,7 @@ class WindowConfig(_Strict):
     adascope: AdaScopeConfig = Field(default_factory=AdaScopeConfig, description="Settings of strategy 'adascope'.")
     placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
     pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="How the samplers compute the semantic signal C_k.")
     prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
     prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
 
@@ -320,6 +329,7 @@ class AutoscalingConfig(_Strict):
 
 
 MODEL_REWARDS = ("clip_score", "pickscore", "aesthetic", "hpsv2")
+CLIP_REWARDS = ("clip_score", "pickscore", "aesthetic")  # rewards whose scorer has a CLIP image embedder
 
 
 class RewardComponentConfig(_Strict):
@@ -457,6 +467,12 @@ class Config(_Strict):
             bad = [c.name for c in self.rewards.components if c.name not in DIFFERENTIABLE_REWARDS]
             if bad:
                 raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
+        sem = w.semantic
+        if sem.source == "embedding":
+            names = [c.name for c in self.rewards.components]
+            if sem.reward not in CLIP_REWARDS or sem.reward not in names:
+                raise ValueError(f"window.semantic.reward={sem.reward!r}: source=embedding needs one of rewards.components "
+                                 f"{names} with a CLIP image embedder ({', '.join(CLIP_REWARDS)})")
         if self.data.prompts_per_iteration % self.sampler.num_samplers:
             raise ValueError(f"data.prompts_per_iteration ({self.data.prompts_per_iteration}) must be a multiple of sampler.num_samplers ({self.sampler.num_samplers})")
         return self

@@ -10,9 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .config import ModelConfig, RewardComponentConfig, _Strict, load_tree_as
-
-CLIP_REWARDS = ("clip_score", "pickscore", "aesthetic")  # rewards whose scorer has a CLIP image embedder
+from .config import CLIP_REWARDS, ModelConfig, RewardComponentConfig, _Strict, load_tree_as
 
 
 class PromptSetConfig(_Strict):

@@ -46,6 +46,7 @@ class Rollout:
     pooled_embeds: np.ndarray | None = None    # (B, P) pooled text (SD3-class), else None
     negative_pooled: np.ndarray | None = None  # (1, P) under CFG (SD3-class), else None
     stochastic: np.ndarray | None = None  # (K,) bool: steps sampled with noise (the others η = 0, log-prob 0); None = all
+    counters: dict[str, int] = field(default_factory=dict)  # passes beside the denoiser's, e.g. probe_decodes
 
     @property
     def batch_size(self) -> int:
@@ -93,6 +94,7 @@ class UpdateStats:
     samples: int                   # trajectories received (stale ones included)
     sampler_forward_rows: int      # denoiser rows the samplers spent on them
     rollout_timings: dict[str, float] = field(default_factory=dict)  # slowest sampler's
+    rollout_counters: dict[str, int] = field(default_factory=dict)   # Rollout.counters, summed over samplers
     timings: dict[str, float] = field(default_factory=dict)
     dropped_nonfinite: int = 0     # samples with a non-finite reward, log-prob or latent
     skipped_steps: int = 0         # optimizer steps skipped for a non-finite gradient

@@ -76,9 +76,11 @@ class InProcessLoop:
         from adascope_ray.rollout import Sampler
 
         self.learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage, cfg.rewards)
-        self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
-        self.sampler.set_weights(self.learner.publish())
         self.reward = CombinedReward(cfg.rewards.components)
+        sem = cfg.window.semantic
+        embed = self.reward.embedder(sem.reward) if sem.source == "embedding" else None
+        self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool, semantic=sem, embed=embed)
+        self.sampler.set_weights(self.learner.publish())
         self.prompts = load_prompts(cfg.data)
         self.schedule = PromptSchedule(self.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)
 

@@ -29,14 +29,15 @@ class SamplerBehind(RuntimeError):
 class SamplerWorker:
     """Generates a rollout, scores it on the reward application, returns both."""
 
-    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int, reward_app: str):
+    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int, reward_app: str, semantic=None):
         setup_worker()
         from ..rollout import Sampler
 
-        self.sampler = Sampler(model_cfg, sampling_cfg, sampler_cfg, pool=pool)
         self.reward_app = reward_app
         self.timeout_s = sampler_cfg.reward_timeout_s
         self.attempts = sampler_cfg.reward_attempts
+        embed = self._embedder(semantic.reward) if semantic is not None and semantic.source == "embedding" else None
+        self.sampler = Sampler(model_cfg, sampling_cfg, sampler_cfg, pool=pool, semantic=semantic, embed=embed)
         self.metrics = ActorMetrics(ray.get_runtime_context().get_actor_name())
 
     def set_weights(self, update: WeightsUpdate) -> int:
@@ -89,17 +90,30 @@ class SamplerWorker:
         if self.sampler.version < batch.policy_version:
             raise SamplerBehind(f"sampler holds weights v{self.sampler.version}, the batch wants v{batch.policy_version}")
 
-    def _score(self, images, prompts):
-        """The reward application's RewardResult; retried, bounded (a lasting failure surfaces)."""
-        from .serve_app import reward_handle
+    def _embedder(self, component: str):
+        """The reward app's `component` deployment as an image embedder (its `embed` method)."""
+        from ray import serve
 
+        def embed(images):
+            handle = serve.get_deployment_handle(f"reward_{component}", self.reward_app)
+            return self._retried(lambda: handle.embed.remote(images).result(timeout_s=self.timeout_s))
+        return embed
+
+    def _retried(self, call):
+        """call(); retried, bounded (a lasting failure surfaces)."""
         for attempt in range(1, self.attempts + 1):
             try:
-                return reward_handle(self.reward_app).score.remote(images, prompts).result(timeout_s=self.timeout_s)
+                return call()
             except Exception:  # noqa: BLE001 - app mid-update or redeployed, replica being replaced, timeout
                 if attempt == self.attempts:
                     raise
                 time.sleep(min(2.0 ** attempt, 30.0))  # a redeploy on a busy machine takes tens of seconds
+
+    def _score(self, images, prompts):
+        """The reward application's RewardResult; retried, bounded (a lasting failure surfaces)."""
+        from .serve_app import reward_handle
+
+        return self._retried(lambda: reward_handle(self.reward_app).score.remote(images, prompts).result(timeout_s=self.timeout_s))
 
 
 class LearnerWorker:
@@ -197,7 +211,7 @@ def start_samplers(cfg, pg=None) -> list:
         actor.options(name=sampler_name(cfg, i), num_cpus=cfg.sampler.num_cpus,
                       num_gpus=cfg.sampler.num_gpus, max_restarts=cfg.sampler.max_restarts,
                       max_task_retries=0, **_placed(pg, cfg.learner.group.num_ranks + i))
-        .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name)
+        .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name, cfg.window.semantic)
         for i in range(cfg.sampler.num_samplers)
     ]
 

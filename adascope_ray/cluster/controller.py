@@ -233,6 +233,7 @@ class Controller:
             "cost_fwd_equiv": cost, "cost_per_trajectory": cost / max(stats.samples, 1),
             "sampler_forward_rows": stats.sampler_forward_rows,
             "learner_forward_rows": stats.learner_forward_rows,
+            **{f"sampler_{k}": v for k, v in stats.rollout_counters.items()},
             "loss": stats.loss, "approx_kl": stats.approx_kl, "clipfrac": stats.clipfrac,
             **{f"loss/{k}": v for k, v in stats.loss_terms.items()},
             **{f"off_policy/{k}": v for k, v in stats.off_policy.items()},

@@ -37,6 +37,7 @@ class RewardComponent:
         self.score.set_max_batch_size(max_batch_size)
         self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
         self.batch_sizes: list[int] = []  # images per batch, for observability
+        self.embedder = None
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def score(self, requests: list[ScoreRequest]) -> list[dict[str, np.ndarray]]:
@@ -53,6 +54,15 @@ class RewardComponent:
         self.batch_sizes.append(len(prompts))
         bounds = np.cumsum([0] + [len(r.prompts) for r in requests])
         return [{k: v[a:b] for k, v in out.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) uint8 -> (n, D) unit-norm image embeddings of a CLIP-family scorer
+        (the samplers' semantic signal, window.semantic.source = embedding)."""
+        from ..rewards.clip_family import image_embedder
+
+        if self.embedder is None:
+            self.embedder = image_embedder(self.name, self.scorer)  # raises, naming the reward, if it has none
+        return self.embedder(images)
 
     def recent_batch_sizes(self) -> list[int]:
         return list(self.batch_sizes[-100:])

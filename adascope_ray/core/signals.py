@@ -42,6 +42,25 @@ def semantic_trace_fallback(x0_preds: torch.Tensor) -> torch.Tensor:
     return pearson(x0_preds.flatten(0, 1), final.flatten(0, 1)).reshape(b, k)
 
 
+def probe_steps(num_steps: int, every: int) -> list[int]:
+    """The steps C_k is probed at: 0, p, 2p, … and always the last, K − 1."""
+    return sorted(set(range(0, num_steps, every)) | {num_steps - 1})
+
+
+def semantic_trace_embedding(probe_emb: torch.Tensor, final_emb: torch.Tensor, probes: list[int],
+                             num_steps: int) -> torch.Tensor:
+    """C_k = cos(e(decode(x̂0_k)), e(final image)) at the probed steps, held to the next probe.
+
+    probe_emb: (B, P, D) embeddings of the probed steps' decoded x̂0 (P = len(probes));
+    final_emb: (B, D) of the final images. Step k takes the value of the last probe ≤ k,
+    so a threshold on C_k is crossed at a probe, never before one. Returns (B, K)."""
+    a = probe_emb.double() / probe_emb.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    b = final_emb.double() / final_emb.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    cos = (a * b[:, None]).sum(-1)                                          # (B, P)
+    last = torch.searchsorted(torch.tensor(probes), torch.arange(num_steps), right=True) - 1  # (K,) probe index
+    return cos[:, last].float()
+
+
 def convergence_trace(x0_preds: torch.Tensor) -> torch.Tensor:
     """D_k = ‖x̂0_k − x̂0_{k−1}‖ / ‖x̂0_k‖; D_0 = +inf (nothing to compare with)."""
     flat = x0_preds.flatten(2).double()                                    # (B, K, F)

@@ -206,6 +206,7 @@ class Learner:
             sampler_forward_rows=sum(s.rollout.sampler_forward_rows for s in scored),
             rollout_timings={k: max(s.rollout.timings.get(k, 0.0) for s in scored)
                              for k in scored[0].rollout.timings},
+            rollout_counters={k: sum(s.rollout.counters.get(k, 0) for s in scored) for k in scored[0].rollout.counters},
             timings=timings, dropped_nonfinite=int((~finite).sum()), skipped_steps=trained.skipped,
             loss_terms={k: stats[k] for k in ("kl_ref",) if k in stats}, next_window=self.next_window,
             off_policy={"staleness_mean": float(batch.staleness.mean()), **off_policy},

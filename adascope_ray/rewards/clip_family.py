@@ -76,6 +76,15 @@ class _ClipEmbedder:
         return e / e.norm(dim=-1, keepdim=True)
 
 
+def image_embedder(name: str, scorer):
+    """A CLIP-family scorer's image embedder as numpy: (n, H, W, 3) uint8 -> (n, D)
+    unit-norm float32 (window.semantic.source = embedding)."""
+    clip = getattr(scorer, "clip", None)
+    if not isinstance(clip, _ClipEmbedder):
+        raise ValueError(f"reward {name!r} has no CLIP image embedder (clip_score, pickscore and aesthetic have one)")
+    return lambda images: clip.image(np.asarray(images, dtype=np.uint8)).cpu().numpy().astype(np.float32)
+
+
 class ClipSimilarity:
     """clip_score or pickscore: the same embeddings, a different map of the cosine."""
 

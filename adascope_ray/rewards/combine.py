@@ -16,6 +16,15 @@ class CombinedReward:
     def __init__(self, components):
         self.parts = [(c.name, c.weight, build_scorer(c.name, **c.scorer_options())) for c in components]
 
+    def embedder(self, name: str):
+        """The image embedder of component `name` (a CLIP-family reward), as numpy."""
+        from .clip_family import image_embedder
+
+        scorer = next((sc for n, _, sc in self.parts if n == name), None)
+        if scorer is None:
+            raise ValueError(f"reward {name!r} is not among the components {[n for n, _, _ in self.parts]}")
+        return image_embedder(name, scorer)
+
     def __call__(self, images: np.ndarray, prompts: list[str]) -> RewardResult:
         comps, total = {}, np.zeros(len(prompts), np.float32)
         for name, weight, scorer in self.parts:

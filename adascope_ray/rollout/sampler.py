@@ -18,8 +18,14 @@ from ..types import PromptBatch, Rollout, SignalTraces, WeightsUpdate
 
 
 class Sampler:
-    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int = 8):
+    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int = 8, semantic=None, embed=None):
+        """semantic: window.semantic (None: the latent C_k); with source 'embedding', `embed`
+        maps (n, H, W, 3) uint8 images to (n, D) embeddings (a CLIP-family reward's)."""
         torch.set_num_threads(sampler_cfg.torch_threads)
+        self.probe_every = semantic.probe_every if semantic is not None and semantic.source == "embedding" else None
+        if self.probe_every and embed is None:
+            raise ValueError(f"window.semantic.source=embedding: no image embedder was given for reward {semantic.reward!r}")
+        self.embed = embed
         self.cfg = sampler_cfg
         self.pipe = load_pipeline(model_cfg)
         self.denoiser = denoiser_of(self.pipe)  # the UNet, or an SD3-class transformer
@@ -76,6 +82,7 @@ class Sampler:
             signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
+            counters={k: sum(int(p[k]) for p in parts) for k in ("probe_decodes", "probe_embeds") if k in parts[0]},
             stochastic=np.zeros(k, bool) if deterministic else
             None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
         )
@@ -162,21 +169,39 @@ class Sampler:
             x0s.append(x0)
         x0 = torch.stack(x0s, 1).float()                                    # (b, K, C, H, W)
         final = x0[:, -1]
+        images = self._decode(x)                                             # (b, H, W, 3)
+        semantic = self._semantic(x0, images, probe=not deterministic)  # an evaluation trains nothing
         return {
             "latents": torch.stack(latents, 1).float().cpu().numpy(),     # (b, K+1, C, H, W)
             "log_probs": torch.stack(log_probs, 1).float().cpu().numpy(),  # (b, K)
             "embeds": cond.float().cpu().numpy(),
             **({} if pooled is None else {"pooled": pooled.float().cpu().numpy()}),
             "S": sig.structural_trace(x0, self.pool).cpu().numpy(),
-            "C": sig.semantic_trace_fallback(x0).cpu().numpy(),
+            "C": semantic.pop("C"),
+            **semantic,
             "D": sig.convergence_trace(x0).cpu().numpy(),
             "var_pooled": sig.avg_pool(final, self.pool).flatten(1).var(1).cpu().numpy(),
             "var_full": final.flatten(1).var(1).cpu().numpy(),
-            "images": self._decode(x),
+            "images": images,
             "rows": np.asarray(self.policy.forward_rows - rows0),
             **({"step_images": np.stack([self._decode(x0[:, k]) for k in range(x0.shape[1])], 1)}
                if decode_steps else {}),
         }
+
+    def _semantic(self, x0: torch.Tensor, images: np.ndarray, probe: bool = True) -> dict:
+        """C_k (b, K) and the passes it cost: from the latents, or (window.semantic.source =
+        embedding) the cosine of the embedder's e(decode(x̂0_k)) at the probed steps against
+        e(final image), one VAE decode and one embedder pass per sample and probe, plus one
+        embedder pass per sample for the final image."""
+        if not (self.probe_every and probe):
+            return {"C": sig.semantic_trace_fallback(x0).cpu().numpy()}
+        b, k = x0.shape[:2]
+        probes = sig.probe_steps(k, self.probe_every)
+        decoded = self._decode(x0[:, probes].flatten(0, 1))                  # (b·P, H, W, 3)
+        emb = torch.as_tensor(np.asarray(self.embed(np.concatenate([decoded, images]))), dtype=torch.float32)
+        probe_emb, final_emb = emb[: b * len(probes)].reshape(b, len(probes), -1), emb[b * len(probes):]
+        return {"C": sig.semantic_trace_embedding(probe_emb, final_emb, probes, k).cpu().numpy(),
+                "probe_decodes": np.asarray(b * len(probes)), "probe_embeds": np.asarray(b * (len(probes) + 1))}
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         vae = self.pipe.vae

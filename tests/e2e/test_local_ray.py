@@ -258,8 +258,15 @@ def test_model_reward_batches_concurrent_requests_and_ocr_over_http(ray_cluster,
         got = np.concatenate([r.result(timeout_s=120).components["pickscore"] for r in responses])
         want = np.concatenate([build_scorer("pickscore", path=clip)(imgs[i : i + 1], prompts[i : i + 1]) for i in range(8)])
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # batched rows stay with their requests
-        sizes = serve.get_deployment_handle("reward_pickscore", "model-rewards").recent_batch_sizes.remote().result(timeout_s=30)
+        component = serve.get_deployment_handle("reward_pickscore", "model-rewards")
+        sizes = component.recent_batch_sizes.remote().result(timeout_s=30)
         assert max(sizes) > 1 and sum(sizes) == 8, sizes
+        # its image embedder, as the samplers ask for it (window.semantic.source = embedding)
+        from adascope_ray.rewards.clip_family import image_embedder
+
+        served = component.embed.remote(imgs[:3]).result(timeout_s=60)
+        np.testing.assert_allclose(served, image_embedder("pickscore", build_scorer("pickscore", path=clip))(imgs[:3]),
+                                   rtol=1e-5, atol=1e-5)
 
         page = Image.new("RGB", (320, 96), "white")
         ImageDraw.Draw(page).text((12, 22), "Hello World", fill="black", font=ImageFont.load_default(size=40))
@@ -401,9 +408,12 @@ def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
     rc = main(["train", TINY_JPEG, "--no-progress", "run.iterations=1", f"run.output_dir={tmp_path}", "run.name=multi",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
-               f"rewards.components={comps}", f"data.prompts_file={signs}"])
+               f"rewards.components={comps}", f"data.prompts_file={signs}",
+               # C_k from PickScore's image embedder, asked of its Serve deployment: probes 0, 2, 3
+               "window.semantic.source=embedding", "window.semantic.reward=pickscore", "window.semantic.probe_every=2"])
     assert rc == 0
     row = _rows(tmp_path / "multi" / "metrics.jsonl")[0]
+    assert row["sampler_probe_decodes"] == 4 * 3 and row["sampler_probe_embeds"] == 4 * 4  # samples x probes (+ final)
     parts = {n: row[f"reward/{n}"] for n in ("clip_score", "pickscore", "aesthetic", "jpeg_compressibility", "hpsv2", "ocr")}
     assert all(np.isfinite(v) for v in parts.values())
     assert 0 <= parts["clip_score"] <= 100 and -1 <= parts["hpsv2"] <= 1 and 0 <= parts["ocr"] <= 1

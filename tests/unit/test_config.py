@@ -159,3 +159,19 @@ def test_algorithm_settings_that_cannot_run_are_refused():
                            "rewards.components=[{name: scene_check}, {name: jpeg_compressibility}]"])
     # scene_check has a smooth form (rewards/scene_soft.py)
     assert load_config(tiny, ["learner.algorithm=sqdf", "learner.sqdf.reward=differentiable"]).learner.sqdf.reward == "differentiable"
+
+
+def test_an_embedding_semantic_signal_needs_a_clip_family_reward_of_the_run():
+    tiny = CONFIGS[[p.name for p in CONFIGS].index("tiny.yaml")]
+    # scene_check has no image embedder; the reward must be named and be among the components
+    with pytest.raises(ConfigError, match=r"window.semantic.reward='scene_check'.*\['scene_check'\].*clip_score, pickscore, aesthetic"):
+        load_config(tiny, ["window.semantic.source=embedding", "window.semantic.reward=scene_check"])
+    with pytest.raises(ConfigError, match=r"window.semantic.reward='pickscore'"):
+        load_config(tiny, ["window.semantic.source=embedding", "window.semantic.reward=pickscore"])
+    with pytest.raises(ConfigError, match=r"window.semantic.reward=None"):
+        load_config(tiny, ["window.semantic.source=embedding"])
+    with pytest.raises(ConfigError, match=r"probe_every"):
+        load_config(tiny, ["window.semantic.probe_every=0"])
+    ok = load_config(tiny, ["window.semantic.source=embedding", "window.semantic.reward=pickscore",
+                            "rewards.components=[{name: scene_check}, {name: pickscore, path: /x, weight: 0}]"])
+    assert ok.window.semantic.reward == "pickscore" and ok.window.semantic.probe_every == 4

@@ -99,3 +99,24 @@ def test_convergence_and_semantic_hand_values():
     assert math.isinf(d[0]) and d[1:].tolist() == pytest.approx([0.5, 0.0, 3.0])
     c = sig.semantic_trace_fallback(traj)[0]
     assert c.tolist() == pytest.approx([-1.0, -1.0, -1.0, 1.0], abs=1e-6)
+
+
+def test_probe_steps_cover_every_pth_step_and_the_last():
+    assert sig.probe_steps(16, 4) == [0, 4, 8, 12, 15]
+    assert sig.probe_steps(5, 2) == [0, 2, 4]
+    assert sig.probe_steps(3, 10) == [0, 2]
+    assert sig.probe_steps(4, 1) == [0, 1, 2, 3]
+
+
+def test_embedding_semantic_trace_is_the_cosine_held_to_the_next_probe():
+    # one sample, 5 steps probed at 0, 2, 4; embeddings not normalised (the trace normalises)
+    probes = [0, 2, 4]
+    final = torch.tensor([[3.0, 4.0]])                        # unit: (0.6, 0.8)
+    emb = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [6.0, 8.0]]])  # cos: 0.6, 0.8, 1.0
+    got = sig.semantic_trace_embedding(emb, final, probes, 5)
+    assert got.shape == (1, 5)
+    np.testing.assert_allclose(got[0].numpy(), [0.6, 0.6, 0.8, 0.8, 1.0], atol=1e-6)
+    # an opposite embedding gives -1, an orthogonal one 0
+    emb2 = torch.tensor([[[-3.0, -4.0], [4.0, -3.0], [3.0, 4.0]]])
+    np.testing.assert_allclose(sig.semantic_trace_embedding(emb2, final, probes, 5)[0].numpy(),
+                               [-1.0, -1.0, 0.0, 0.0, 1.0], atol=1e-6)
