@@ -241,6 +241,7 @@ class AdaScopeConfig(_Strict):
     w_min: int = Field(2, ge=1, description="Minimum window length before the end rule may fire.")
     w_max: int | None = Field(None, ge=1, description="Maximum window length; None = ceil(0.3 K).")
     use_prior: bool = Field(True, description="Clamp the window with the Theorem 2 schedule prior [k_lo, k_hi].")
+    tau_r: float | None = Field(None, gt=0, le=1, description="Or end when the group's reward evolution is this far done: ρ_k = (R̄_k − R̄_0)/(R̄_{K−1} − R̄_0) ≥ tau_r, R̄_k the group-mean reward of decode(x̂0_k). None: not used. Needs window.reward_trace.enabled.")
 
     @model_validator(mode="after")
     def _lengths(self) -> "AdaScopeConfig":
@@ -267,6 +268,13 @@ class SemanticConfig(_Strict):
     probe_every: int = Field(4, ge=1, le=1000, description="source=embedding: probe steps 0, p, 2p, … and the last; a step between probes holds the last probe's value (the end rule then fires at a probe, never early).")
 
 
+class RewardTraceConfig(_Strict):
+    """The reward-evolution signal R_k (docs/adascope.md, "Signals"): the run's reward of
+    decode(x̂0_k), the image the sample would be if denoising stopped at step k."""
+    enabled: bool = Field(False, description="Score decode(x̂0_k) with the run's reward at the probed steps (one VAE decode and one reward pass per sample and probe); adascope's tau_r reads it.")
+    probe_every: int = Field(4, ge=1, le=1000, description="Probe steps 0, p, 2p, … and the last; a step between probes holds the last probe's value.")
+
+
 class WindowConfig(_Strict):
     """Which denoising steps enter the update: the strategy (core/window.py's registry)
     and its own sub-config; the signal and prior settings every strategy logs."""
@@ -278,6 +286,7 @@ class WindowConfig(_Strict):
     placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
     pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
     semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="How the samplers compute the semantic signal C_k.")
+    reward_trace: RewardTraceConfig = Field(default_factory=RewardTraceConfig, description="The reward-evolution signal R_k, computed by the samplers when enabled.")
     prior_lo: float = Field(0.5, gt=0, lt=1, description="Schedule prior: k_lo = first k with pooled psi >= this.")
     prior_hi: float = Field(0.9, gt=0, lt=1, description="Schedule prior: k_hi = first k with full-resolution psi >= this.")
 
@@ -467,6 +476,8 @@ class Config(_Strict):
             bad = [c.name for c in self.rewards.components if c.name not in DIFFERENTIABLE_REWARDS]
             if bad:
                 raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
+        if w.adascope.tau_r is not None and not w.reward_trace.enabled:
+            raise ValueError("window.adascope.tau_r reads the reward-evolution signal: set window.reward_trace.enabled=true")
         sem = w.semantic
         if sem.source == "embedding":
             names = [c.name for c in self.rewards.components]

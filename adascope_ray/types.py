@@ -26,6 +26,7 @@ class SignalTraces:
     convergence: np.ndarray   # (B, K) D_k, +inf at k = 0
     var_pooled: np.ndarray    # (B,) variance of the pooled final x̂0 (prior's s²)
     var_full: np.ndarray      # (B,) variance of the final x̂0
+    reward: np.ndarray | None = None  # (B, K) R_k, the reward of decode(x̂0_k) (window.reward_trace), else None
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ class InProcessLoop:
         self.reward = CombinedReward(cfg.rewards.components)
         sem = cfg.window.semantic
         embed = self.reward.embedder(sem.reward) if sem.source == "embedding" else None
-        self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool, semantic=sem, embed=embed)
+        score = (lambda images, prompts: self.reward(images, prompts).total) if cfg.window.reward_trace.enabled else None
+        self.sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool, semantic=sem, embed=embed,
+                               reward_trace=cfg.window.reward_trace, score=score)
         self.sampler.set_weights(self.learner.publish())
         self.prompts = load_prompts(cfg.data)
         self.schedule = PromptSchedule(self.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, cfg.run.seed)

@@ -29,7 +29,8 @@ class SamplerBehind(RuntimeError):
 class SamplerWorker:
     """Generates a rollout, scores it on the reward application, returns both."""
 
-    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int, reward_app: str, semantic=None):
+    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int, reward_app: str, semantic=None,
+                 reward_trace=None):
         setup_worker()
         from ..rollout import Sampler
 
@@ -37,7 +38,9 @@ class SamplerWorker:
         self.timeout_s = sampler_cfg.reward_timeout_s
         self.attempts = sampler_cfg.reward_attempts
         embed = self._embedder(semantic.reward) if semantic is not None and semantic.source == "embedding" else None
-        self.sampler = Sampler(model_cfg, sampling_cfg, sampler_cfg, pool=pool, semantic=semantic, embed=embed)
+        score = (lambda images, prompts: self._score(images, prompts).total) if reward_trace is not None and reward_trace.enabled else None
+        self.sampler = Sampler(model_cfg, sampling_cfg, sampler_cfg, pool=pool, semantic=semantic, embed=embed,
+                               reward_trace=reward_trace, score=score)
         self.metrics = ActorMetrics(ray.get_runtime_context().get_actor_name())
 
     def set_weights(self, update: WeightsUpdate) -> int:
@@ -211,7 +214,8 @@ def start_samplers(cfg, pg=None) -> list:
         actor.options(name=sampler_name(cfg, i), num_cpus=cfg.sampler.num_cpus,
                       num_gpus=cfg.sampler.num_gpus, max_restarts=cfg.sampler.max_restarts,
                       max_task_retries=0, **_placed(pg, cfg.learner.group.num_ranks + i))
-        .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name, cfg.window.semantic)
+        .remote(cfg.model, cfg.sampling, cfg.sampler, cfg.window.pool, cfg.rewards.app_name, cfg.window.semantic,
+                cfg.window.reward_trace)
         for i in range(cfg.sampler.num_samplers)
     ]
 

@@ -47,6 +47,12 @@ def probe_steps(num_steps: int, every: int) -> list[int]:
     return sorted(set(range(0, num_steps, every)) | {num_steps - 1})
 
 
+def held(values: torch.Tensor, probes: list[int], num_steps: int) -> torch.Tensor:
+    """(B, P) values at the probed steps -> (B, K): step k takes the last probe ≤ k."""
+    last = torch.searchsorted(torch.tensor(probes), torch.arange(num_steps), right=True) - 1  # (K,) probe index
+    return values[:, last]
+
+
 def semantic_trace_embedding(probe_emb: torch.Tensor, final_emb: torch.Tensor, probes: list[int],
                              num_steps: int) -> torch.Tensor:
     """C_k = cos(e(decode(x̂0_k)), e(final image)) at the probed steps, held to the next probe.
@@ -57,8 +63,7 @@ def semantic_trace_embedding(probe_emb: torch.Tensor, final_emb: torch.Tensor, p
     a = probe_emb.double() / probe_emb.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b = final_emb.double() / final_emb.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = (a * b[:, None]).sum(-1)                                          # (B, P)
-    last = torch.searchsorted(torch.tensor(probes), torch.arange(num_steps), right=True) - 1  # (K,) probe index
-    return cos[:, last].float()
+    return held(cos, probes, num_steps).float()
 
 
 def convergence_trace(x0_preds: torch.Tensor) -> torch.Tensor:

@@ -64,13 +64,22 @@ def sliding_window(batch: int, k: int, size: int, iteration: int, start: int,
     return _from_bounds(np.full(batch, s), np.full(batch, s + size), k)
 
 
+def reward_progress(r_mean: np.ndarray) -> np.ndarray | None:
+    """ρ_k = (R̄_k − R̄_0) / (R̄_{K−1} − R̄_0): how much of the group's reward evolution is
+    done by step k; None when the reward does not evolve (|R̄_{K−1} − R̄_0| ≤ 1e-6)."""
+    span = r_mean[-1] - r_mean[0]
+    return None if abs(span) <= 1e-6 else (r_mean - r_mean[0]) / span
+
+
 def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, *,
                     k_lo: int, k_hi: int, tau_s: float, tau_e: float, eps_conv: float,
-                    w_min: int, w_max: int) -> tuple[int, int]:
+                    w_min: int, w_max: int, r_mean: np.ndarray | None = None,
+                    tau_r: float | None = None) -> tuple[int, int]:
     """The start/end rule for one prompt group, on its group-mean traces (K,).
 
     k_s = max(k_lo, first k with S̄_k ≥ τ_s)                       (K if never)
     k_e = first k ≥ k_s + w_min with C̄_k ≥ τ_e or D̄_k < ε_conv    (K if never)
+          or, with τ_r and the reward trace R̄, ρ_k ≥ τ_r (reward_progress)
     k_e = clamp(k_e, ≤ min(k_s + w_max, k_hi, K)), and never below k_s.
     The prior narrows but never closes the window: k_hi is raised to k_s + w_min, so
     a group whose layout has formed (k_s < K) trains on at least min(w_min, K − k_s)
@@ -83,6 +92,9 @@ def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, 
     k_s = min(k_s, k)
     k_hi = max(k_hi, min(k_s + w_min, k))
     stop = (c_mean >= tau_e) | (d_mean < eps_conv)
+    rho = reward_progress(r_mean) if tau_r is not None and r_mean is not None else None
+    if rho is not None:
+        stop |= rho >= tau_r
     stop[: min(k_s + w_min, k)] = False
     ends = np.nonzero(stop)[0]
     k_e = int(ends[0]) if len(ends) else k
@@ -92,9 +104,11 @@ def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, 
 
 def adascope_window(structural: np.ndarray, semantic: np.ndarray, convergence: np.ndarray,
                     group_ids: np.ndarray, *, k_lo: int, k_hi: int, tau_s: float,
-                    tau_e: float, eps_conv: float, w_min: int, w_max: int) -> WindowSelection:
+                    tau_e: float, eps_conv: float, w_min: int, w_max: int,
+                    reward_trace: np.ndarray | None = None, tau_r: float | None = None) -> WindowSelection:
     """AdaScope's adaptive window: one window per prompt group, shared by its samples.
-    structural, semantic, convergence: (B, K) traces S, C, D; group_ids: (B,)."""
+    structural, semantic, convergence: (B, K) traces S, C, D; reward_trace: (B, K) R_k
+    or None; group_ids: (B,)."""
     b, k = structural.shape
     starts, ends = np.zeros(b, dtype=int), np.zeros(b, dtype=int)
     for g in np.unique(group_ids):
@@ -102,7 +116,8 @@ def adascope_window(structural: np.ndarray, semantic: np.ndarray, convergence: n
         starts[rows], ends[rows] = adascope_bounds(
             structural[rows].mean(0), semantic[rows].mean(0), convergence[rows].mean(0),
             k_lo=k_lo, k_hi=k_hi, tau_s=tau_s, tau_e=tau_e, eps_conv=eps_conv,
-            w_min=w_min, w_max=w_max)
+            w_min=w_min, w_max=w_max, tau_r=tau_r,
+            r_mean=None if reward_trace is None else reward_trace[rows].mean(0))
     return _from_bounds(starts, ends, k)
 
 
@@ -119,6 +134,7 @@ class WindowInputs:
     group_ids: np.ndarray | None = None
     k_lo: int = 0            # schedule prior bounds (K = no bound)
     k_hi: int | None = None
+    reward_trace: np.ndarray | None = None  # (B, K) R_k, when the samplers probe it
 
 
 @dataclass(frozen=True)
@@ -134,7 +150,7 @@ def _adascope(c, x: WindowInputs) -> WindowSelection:
     return adascope_window(x.structural, x.semantic, x.convergence, x.group_ids,
                            k_lo=x.k_lo if c.use_prior else 0, k_hi=k_hi if c.use_prior else x.k,
                            tau_s=c.tau_s, tau_e=c.tau_e, eps_conv=c.eps_conv, w_min=c.w_min,
-                           w_max=c.resolved_w_max(x.k))
+                           w_max=c.resolved_w_max(x.k), reward_trace=x.reward_trace, tau_r=c.tau_r)
 
 
 STRATEGIES: dict[str, Strategy] = {

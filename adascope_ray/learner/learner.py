@@ -58,6 +58,7 @@ class Batch:
     alpha_bars: torch.Tensor       # (K,)
     stochastic: np.ndarray         # (B, K) bool: steps sampled with noise (others η = 0, never trained)
     staleness: np.ndarray          # (B,) int: the learner's version − the version that sampled it
+    reward_trace: np.ndarray | None = None  # (B, K) R_k, the reward of decode(x̂0_k), when the samplers probe it
 
 
 def collate(scored: list[ScoredRollout], device: torch.device, schedule, version: int | None = None) -> Batch:
@@ -90,6 +91,7 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule, version
         stochastic=np.concatenate([np.ones((r.batch_size, r.log_probs.shape[1]), bool) if r.stochastic is None
                                    else np.broadcast_to(r.stochastic, (r.batch_size, len(r.stochastic))) for r in rs]),
         staleness=np.concatenate([np.full(r.batch_size, 0 if version is None else version - r.policy_version, np.int64) for r in rs]),
+        reward_trace=cat([r.signals.reward for r in rs]) if all(r.signals.reward is not None for r in rs) else None,
     )
 
 
@@ -102,6 +104,8 @@ def finite_samples(batch: Batch) -> np.ndarray:
     ok &= np.isfinite(batch.structural).all(1) & np.isfinite(batch.semantic).all(1)
     ok &= ~np.isnan(batch.convergence).any(1) & np.isfinite(batch.convergence[:, 1:]).all(1)
     ok &= np.isfinite(batch.var_pooled) & np.isfinite(batch.var_full)
+    if batch.reward_trace is not None:
+        ok &= np.isfinite(batch.reward_trace).all(1)
     return ok
 
 
@@ -240,7 +244,8 @@ class Learner:
         w = self.window_cfg
         sel = select_window(w.strategy, w.settings, WindowInputs(
             len(idx), k, iteration, self.rng, structural=batch.structural[idx], semantic=batch.semantic[idx],
-            convergence=batch.convergence[idx], group_ids=batch.group_ids[idx], k_lo=k_lo, k_hi=k_hi))
+            convergence=batch.convergence[idx], group_ids=batch.group_ids[idx], k_lo=k_lo, k_hi=k_hi,
+            reward_trace=None if batch.reward_trace is None else batch.reward_trace[idx]))
         mask[idx] = sel.mask
         return WindowSelection(mask), k_lo, k_hi
 

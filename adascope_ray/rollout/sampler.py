@@ -18,14 +18,20 @@ from ..types import PromptBatch, Rollout, SignalTraces, WeightsUpdate
 
 
 class Sampler:
-    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int = 8, semantic=None, embed=None):
+    def __init__(self, model_cfg, sampling_cfg, sampler_cfg, pool: int = 8, semantic=None, embed=None,
+                 reward_trace=None, score=None):
         """semantic: window.semantic (None: the latent C_k); with source 'embedding', `embed`
-        maps (n, H, W, 3) uint8 images to (n, D) embeddings (a CLIP-family reward's)."""
+        maps (n, H, W, 3) uint8 images to (n, D) embeddings (a CLIP-family reward's).
+        reward_trace: window.reward_trace; when enabled, `score(images, prompts)` returns
+        the run's (n,) reward of decoded x̂0 images."""
         torch.set_num_threads(sampler_cfg.torch_threads)
         self.probe_every = semantic.probe_every if semantic is not None and semantic.source == "embedding" else None
         if self.probe_every and embed is None:
             raise ValueError(f"window.semantic.source=embedding: no image embedder was given for reward {semantic.reward!r}")
-        self.embed = embed
+        self.reward_every = reward_trace.probe_every if reward_trace is not None and reward_trace.enabled else None
+        if self.reward_every and score is None:
+            raise ValueError("window.reward_trace.enabled: no reward was given to score the probed steps")
+        self.embed, self.score = embed, score
         self.cfg = sampler_cfg
         self.pipe = load_pipeline(model_cfg)
         self.denoiser = denoiser_of(self.pipe)  # the UNet, or an SD3-class transformer
@@ -79,10 +85,11 @@ class Sampler:
             negative_embeds=None if uncond is None else uncond[0][:1].float().cpu().numpy(),
             pooled_embeds=cat("pooled") if "pooled" in parts[0] else None,
             negative_pooled=None if uncond is None or uncond[1] is None else uncond[1][:1].float().cpu().numpy(),
-            signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full")),
+            signals=SignalTraces(cat("S"), cat("C"), cat("D"), cat("var_pooled"), cat("var_full"),
+                                 reward=cat("R") if "R" in parts[0] else None),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
-            counters={k: sum(int(p[k]) for p in parts) for k in ("probe_decodes", "probe_embeds") if k in parts[0]},
+            counters={k: sum(int(p[k]) for p in parts) for k in ("probe_decodes", "probe_embeds", "probe_scores") if k in parts[0]},
             stochastic=np.zeros(k, bool) if deterministic else
             None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
         )
@@ -170,7 +177,10 @@ class Sampler:
         x0 = torch.stack(x0s, 1).float()                                    # (b, K, C, H, W)
         final = x0[:, -1]
         images = self._decode(x)                                             # (b, H, W, 3)
-        semantic = self._semantic(x0, images, probe=not deterministic)  # an evaluation trains nothing
+        probe = _Probes(self._decode, x0)  # decode(x̂0_k), once per probed step
+        semantic = self._semantic(probe, images, probe=not deterministic)  # an evaluation trains nothing
+        if self.reward_every and not deterministic:
+            semantic.update(self._reward_trace(probe, prompts))
         return {
             "latents": torch.stack(latents, 1).float().cpu().numpy(),     # (b, K+1, C, H, W)
             "log_probs": torch.stack(log_probs, 1).float().cpu().numpy(),  # (b, K)
@@ -188,20 +198,32 @@ class Sampler:
                if decode_steps else {}),
         }
 
-    def _semantic(self, x0: torch.Tensor, images: np.ndarray, probe: bool = True) -> dict:
+    def _reward_trace(self, probe: "_Probes", prompts: list[str]) -> dict:
+        """R_k (b, K): the run's reward of decode(x̂0_k) at the probed steps, held between them."""
+        b, k = probe.x0.shape[:2]
+        steps = sig.probe_steps(k, self.reward_every)
+        images = probe.images(steps)                                         # (b, P, H, W, 3)
+        flat = images.reshape(-1, *images.shape[2:])                         # (b·P, H, W, 3), sample-major
+        scores = np.asarray(self.score(flat, [p for p in prompts for _ in steps]), dtype=np.float64)
+        r = sig.held(torch.as_tensor(scores).reshape(b, len(steps)), steps, k)
+        return {"R": r.float().numpy(), "probe_scores": np.asarray(b * len(steps)),
+                "probe_decodes": np.asarray(probe.decodes)}
+
+    def _semantic(self, probes: "_Probes", images: np.ndarray, probe: bool = True) -> dict:
         """C_k (b, K) and the passes it cost: from the latents, or (window.semantic.source =
         embedding) the cosine of the embedder's e(decode(x̂0_k)) at the probed steps against
         e(final image), one VAE decode and one embedder pass per sample and probe, plus one
         embedder pass per sample for the final image."""
+        x0 = probes.x0
         if not (self.probe_every and probe):
             return {"C": sig.semantic_trace_fallback(x0).cpu().numpy()}
         b, k = x0.shape[:2]
-        probes = sig.probe_steps(k, self.probe_every)
-        decoded = self._decode(x0[:, probes].flatten(0, 1))                  # (b·P, H, W, 3)
+        steps = sig.probe_steps(k, self.probe_every)
+        decoded = probes.images(steps).reshape(b * len(steps), *images.shape[1:])  # (b·P, H, W, 3)
         emb = torch.as_tensor(np.asarray(self.embed(np.concatenate([decoded, images]))), dtype=torch.float32)
-        probe_emb, final_emb = emb[: b * len(probes)].reshape(b, len(probes), -1), emb[b * len(probes):]
-        return {"C": sig.semantic_trace_embedding(probe_emb, final_emb, probes, k).cpu().numpy(),
-                "probe_decodes": np.asarray(b * len(probes)), "probe_embeds": np.asarray(b * (len(probes) + 1))}
+        probe_emb, final_emb = emb[: b * len(steps)].reshape(b, len(steps), -1), emb[b * len(steps):]
+        return {"C": sig.semantic_trace_embedding(probe_emb, final_emb, steps, k).cpu().numpy(),
+                "probe_decodes": np.asarray(probes.decodes), "probe_embeds": np.asarray(b * (len(steps) + 1))}
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         vae = self.pipe.vae
@@ -209,6 +231,29 @@ class Sampler:
         img = vae.decode((latents / vae.config.scaling_factor + shift).to(vae.dtype)).sample  # (b, 3, H, W) in [-1, 1]
         img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return img.permute(0, 2, 3, 1).cpu().numpy()                         # (b, H, W, 3)
+
+
+class _Probes:
+    """decode(x̂0_k) of a chunk's probed steps, each step decoded at most once (the
+    semantic and reward traces share them); `decodes` counts the VAE passes per sample."""
+
+    def __init__(self, decode, x0: torch.Tensor):
+        self.decode, self.x0 = decode, x0                                    # x0: (b, K, C, h, w)
+        self.cache: dict[int, np.ndarray] = {}
+
+    @property
+    def decodes(self) -> int:
+        return self.x0.shape[0] * len(self.cache)
+
+    def images(self, steps: list[int]) -> np.ndarray:
+        """(b, P, H, W, 3) uint8 for the P given steps."""
+        new = [k for k in steps if k not in self.cache]
+        if new:
+            b = self.x0.shape[0]
+            out = self.decode(self.x0[:, new].flatten(0, 1))                 # (b·n, H, W, 3), sample-major
+            out = out.reshape(b, len(new), *out.shape[1:])
+            self.cache.update({k: out[:, j] for j, k in enumerate(new)})
+        return np.stack([self.cache[k] for k in steps], 1)
 
 
 def _checked_window(window: tuple[int, int] | None, k: int) -> tuple[int, int] | None:

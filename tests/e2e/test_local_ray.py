@@ -426,14 +426,17 @@ def test_weighted_multi_reward_run_with_clip_rewards(ray_cluster, tmp_path):
 def test_sdxl_and_sd3_families_run_through_the_service(ray_cluster, tmp_path, name):
     """configs/tiny_sdxl.yaml (UNet with pooled text + size ids, DDIM with eta) and
     configs/tiny_sd3.yaml (flow-matching SDE policy, LoRA on the transformer), through
-    samplers, Serve rewards and the learner."""
+    samplers, Serve rewards and the learner, with the reward-evolution signal on."""
     cfg = str(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     rc = main(["train", cfg, "--no-progress", "run.iterations=2", f"run.output_dir={tmp_path}",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2",
-               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}", *JPEG])
+               f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}", *JPEG,
+               # R_k: the samplers score decode(x̂0_k) at steps 0, 2, 3 on the reward app
+               "window.reward_trace.enabled=true", "window.reward_trace.probe_every=2", "window.adascope.tau_r=0.9"])
     assert rc == 0
     rows = _rows(tmp_path / name / "metrics.jsonl")
     assert [r["weights_version"] for r in rows] == [1, 2]
+    assert all(r["sampler_probe_scores"] == 4 * 3 and r["sampler_probe_decodes"] == 4 * 3 for r in rows)
     assert all(np.isfinite(r["loss"]) and r["trained_pairs"] > 0 for r in rows)
     assert (tmp_path / name / "checkpoints" / "step_0002" / "pytorch_lora_weights.safetensors").is_file()
 

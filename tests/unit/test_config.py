@@ -175,3 +175,13 @@ def test_an_embedding_semantic_signal_needs_a_clip_family_reward_of_the_run():
     ok = load_config(tiny, ["window.semantic.source=embedding", "window.semantic.reward=pickscore",
                             "rewards.components=[{name: scene_check}, {name: pickscore, path: /x, weight: 0}]"])
     assert ok.window.semantic.reward == "pickscore" and ok.window.semantic.probe_every == 4
+
+
+def test_the_reward_evolution_end_needs_the_reward_trace():
+    tiny = CONFIGS[[p.name for p in CONFIGS].index("tiny.yaml")]
+    with pytest.raises(ConfigError, match=r"window.adascope.tau_r reads the reward-evolution signal: set window.reward_trace.enabled=true"):
+        load_config(tiny, ["window.adascope.tau_r=0.8"])
+    with pytest.raises(ConfigError, match=r"window.adascope.tau_r"):
+        load_config(tiny, ["window.adascope.tau_r=1.5", "window.reward_trace.enabled=true"])
+    ok = load_config(tiny, ["window.adascope.tau_r=0.8", "window.reward_trace.enabled=true"])
+    assert ok.window.adascope.tau_r == 0.8 and ok.window.reward_trace.probe_every == 4

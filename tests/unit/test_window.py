@@ -112,3 +112,24 @@ def test_every_strategy_gets_only_its_own_sub_config():
         select_window("adascope", WindowConfig().adascope, WindowInputs(1, K, 0, np.random.default_rng(0)))
     with pytest.raises(ValueError, match="unknown window strategy 'nope'"):
         select_window("nope", None, x)
+
+
+def test_adascope_reward_evolution_end():
+    # S reaches 0.5 at k = 3; C never reaches τ_e, D never below ε_conv: without τ_r the
+    # window runs to the cap, k_s + w_max = 3 + 5
+    c_low, rule = np.zeros(K), {**RULE, "w_max": 5}
+    assert adascope_bounds(S, c_low, D_SLOW, **rule) == (3, 8)
+    # the reward of decode(x̂0_k): 0.2 at k = 0, 1.0 at the last step; ρ_k = (R_k − 0.2)/0.8
+    r = np.array([0.2, 0.2, 0.3, 0.4, 0.6, 0.76, 0.9, 0.95, 1.0, 1.0])
+    # ρ = 0, 0, .125, .25, .5, .7, .875, ...: ρ ≥ 0.6 first at k = 5 = k_s + w_min
+    assert adascope_bounds(S, c_low, D_SLOW, **rule, r_mean=r, tau_r=0.6) == (3, 5)
+    # ρ ≥ 0.85 first at k = 6
+    assert adascope_bounds(S, c_low, D_SLOW, **rule, r_mean=r, tau_r=0.85) == (3, 6)
+    # a falling reward evolves too: ρ is the share of the change, whatever its sign
+    assert adascope_bounds(S, c_low, D_SLOW, **rule, r_mean=1.2 - r, tau_r=0.85) == (3, 6)
+    # a reward that does not evolve (flat) leaves the rule out
+    assert adascope_bounds(S, c_low, D_SLOW, **rule, r_mean=np.full(K, 0.7), tau_r=0.6) == (3, 8)
+    # per group: the group mean of R decides
+    win = adascope_window(np.stack([S, S]), np.stack([c_low, c_low]), np.stack([D_SLOW, D_SLOW]), np.array([0, 0]),
+                          **rule, reward_trace=np.stack([r, r]), tau_r=0.85)
+    assert rows(win.mask) == [[3, 4, 5]] * 2
