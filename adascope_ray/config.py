@@ -154,6 +154,14 @@ class LasroConfig(_Strict):
     optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
 
 
+class RaftConfig(_Strict):
+    """Reward-ranked fine-tuning (RAFT, arXiv 2304.06767): the denoising loss on each prompt
+    group's best samples, at the noise levels of the window's steps (core/raft.py)."""
+    top_k: int = Field(1, ge=1, description="Samples kept per prompt group, highest reward first; a group whose rewards all tie keeps none.")
+    batch_size: int = Field(16, ge=1, description="(kept sample, step) terms per optimizer step, each with fresh noise.")
+    optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
+
+
 class SurrogateConfig(_Strict):
     """The latent-space surrogate reward model (sqdf with reward=surrogate, lasro): a small head
     on the frozen reference denoiser's mid-block features of a latent, trained online on the
@@ -176,9 +184,10 @@ class ReplayConfig(_Strict):
 
 
 class LearnerConfig(_Strict):
-    algorithm: Literal["ppo", "sqdf", "lasro"] = Field("ppo", description="The update. ppo: clipped policy gradient on the window's steps (DDPO/GRPO); sqdf: reparameterised gradient of a differentiable soft-Q estimate at one window step per trajectory (learner.sqdf); lasro: the surrogate's gradient through a few-step (≤ 2 steps) chain (learner.lasro). docs/algorithms.md compares them.")
+    algorithm: Literal["ppo", "sqdf", "lasro", "raft"] = Field("ppo", description="The update. ppo: clipped policy gradient on the window's steps (DDPO/GRPO); sqdf: reparameterised gradient of a differentiable soft-Q estimate at one window step per trajectory (learner.sqdf); lasro: the surrogate's gradient through a few-step (≤ 2 steps) chain (learner.lasro); raft: the denoising loss on each group's best samples at the window's noise levels (learner.raft). docs/algorithms.md compares them.")
     sqdf: SqdfConfig = Field(default_factory=SqdfConfig, description="SQDF's settings (learner.algorithm=sqdf).")
     lasro: LasroConfig = Field(default_factory=LasroConfig, description="LaSRO's settings (learner.algorithm=lasro).")
+    raft: RaftConfig = Field(default_factory=RaftConfig, description="Reward-ranked fine-tuning's settings (learner.algorithm=raft).")
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig, description="The latent-space surrogate reward (sqdf with reward=surrogate, lasro).")
     replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The replay buffer (sqdf, lasro).")
 
@@ -283,7 +292,7 @@ class WindowConfig(_Strict):
     random_window: RandomWindowConfig = Field(default_factory=RandomWindowConfig, description="Settings of strategy 'random_window'.")
     sliding: SlidingConfig = Field(default_factory=SlidingConfig, description="Settings of strategy 'sliding'.")
     adascope: AdaScopeConfig = Field(default_factory=AdaScopeConfig, description="Settings of strategy 'adascope'.")
-    placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
+    placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, only the window's latents x_start … x_end travel to the learner, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
     pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
     semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="How the samplers compute the semantic signal C_k.")
     reward_trace: RewardTraceConfig = Field(default_factory=RewardTraceConfig, description="The reward-evolution signal R_k, computed by the samplers when enabled.")
@@ -470,6 +479,8 @@ class Config(_Strict):
         if self.data.world_train_captions and self.model.path != "builtin:shapes":
             raise ValueError("data.world_train_captions: the shapes world's captions are for model.path builtin:shapes")
         lr = self.learner
+        if lr.algorithm != "ppo" and w.placement == "sampler":
+            raise ValueError(f"learner.algorithm={lr.algorithm} needs whole trajectories (x_T … x_K): window.placement=sampler sends only the window's latents; use window.placement=learner")
         if lr.algorithm == "lasro" and self.sampling.num_steps > 2:
             raise ValueError(f"learner.algorithm=lasro fine-tunes few-step generation: sampling.num_steps must be <= 2 (got {self.sampling.num_steps})")
         if lr.algorithm == "sqdf" and lr.sqdf.reward == "differentiable":

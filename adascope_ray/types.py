@@ -36,7 +36,7 @@ class Rollout:
     group_ids: np.ndarray         # (B,) int
     step_indices: np.ndarray      # (K,) int, 0 = noisiest
     timesteps: np.ndarray         # (K,) int scheduler timesteps
-    latents: np.ndarray           # (B, K+1, C, H, W) float32: x_k and x_{k+1} for every step
+    latents: np.ndarray           # (B, J, C, H, W) float32: x_k for the J steps of latent_steps (J = K+1: every step)
     log_probs: np.ndarray         # (B, K) float32: log π_old(x_{k+1} | x_k)
     prompt_embeds: np.ndarray     # (B, L, D) float32
     negative_embeds: np.ndarray | None  # (1, L, D) float32 under CFG, else None
@@ -48,6 +48,7 @@ class Rollout:
     negative_pooled: np.ndarray | None = None  # (1, P) under CFG (SD3-class), else None
     stochastic: np.ndarray | None = None  # (K,) bool: steps sampled with noise (the others η = 0, log-prob 0); None = all
     counters: dict[str, int] = field(default_factory=dict)  # passes beside the denoiser's, e.g. probe_decodes
+    latent_steps: np.ndarray | None = None  # (J,) int: the k of each x_k in latents (window.placement = sampler: x_start … x_end); None = 0 … K
 
     @property
     def batch_size(self) -> int:

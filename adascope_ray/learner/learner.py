@@ -31,10 +31,11 @@ from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 from .lasro import Lasro
 from .optim_state import load_optimizer, optimizer_tensors
+from .raft import Raft
 from .ranks import Ranks, join
 from .sqdf import Sqdf, Trained
 
-ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro}  # learner.algorithm; ppo is the clipped update below
+ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro, "raft": Raft}  # learner.algorithm; ppo is the clipped update below
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Batch:
     group_ids: np.ndarray          # (B,)
     rewards: np.ndarray            # (B,)
     components: dict[str, np.ndarray]
-    latents: torch.Tensor          # (B, K+1, C, H, W)
+    latents: torch.Tensor          # (B, J, C, H, W): x_k for k = latent_steps[j]
     log_probs: torch.Tensor        # (B, K)
     embeds: torch.Tensor           # (B, L, D)
     negative: torch.Tensor | None  # (1, L, D)
@@ -59,6 +60,18 @@ class Batch:
     stochastic: np.ndarray         # (B, K) bool: steps sampled with noise (others η = 0, never trained)
     staleness: np.ndarray          # (B,) int: the learner's version − the version that sampled it
     reward_trace: np.ndarray | None = None  # (B, K) R_k, the reward of decode(x̂0_k), when the samplers probe it
+    latent_steps: np.ndarray | None = None  # (J,) int: the k of each latents column; None = 0 … K (every step)
+
+    def latent(self, i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """x_k of samples i at steps k (both (N,)): (N, C, H, W). Refuses a step the
+        samplers did not send (window.placement = sampler sends x_start … x_end only)."""
+        if self.latent_steps is None:
+            return self.latents[i, k]
+        col = torch.from_numpy(np.searchsorted(self.latent_steps, k.numpy()))
+        sent = torch.from_numpy(self.latent_steps[np.minimum(col.numpy(), len(self.latent_steps) - 1)]) == k
+        if not bool(sent.all()):
+            raise IndexError(f"x_k for k = {sorted(set(k[~sent].tolist()))} was not sent (the rollouts carry steps {self.latent_steps.tolist()})")
+        return self.latents[i, col]
 
 
 def collate(scored: list[ScoredRollout], device: torch.device, schedule, version: int | None = None) -> Batch:
@@ -72,6 +85,9 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule, version
         gids.append(g + offset)
         offset += g.max() + 1 if len(g) else 0
     names = scored[0].rewards.components.keys()
+    sent = {None if r.latent_steps is None else tuple(r.latent_steps.tolist()) for r in rs}
+    if len(sent) > 1:
+        raise ValueError(f"rollouts of one update carry different latent steps {sorted(sent, key=str)}: one window per update")
     return Batch(
         prompts=[p for r in rs for p in r.prompts], group_ids=cat(gids),
         rewards=cat([s.rewards.total for s in scored]).astype(np.float64),
@@ -92,6 +108,7 @@ def collate(scored: list[ScoredRollout], device: torch.device, schedule, version
                                    else np.broadcast_to(r.stochastic, (r.batch_size, len(r.stochastic))) for r in rs]),
         staleness=np.concatenate([np.full(r.batch_size, 0 if version is None else version - r.policy_version, np.int64) for r in rs]),
         reward_trace=cat([r.signals.reward for r in rs]) if all(r.signals.reward is not None for r in rs) else None,
+        latent_steps=rs[0].latent_steps,
     )
 
 
@@ -124,7 +141,7 @@ class Learner:
         # the KL term's reference: the LoRA model with its adapters off, or a frozen copy
         # of the denoiser before full fine-tuning changes it
         self.ref_policy = None
-        if (learner_cfg.kl.beta > 0 or learner_cfg.algorithm != "ppo") and self.trainable == "full":
+        if (learner_cfg.kl.beta > 0 or learner_cfg.algorithm in ("sqdf", "lasro")) and self.trainable == "full":
             ref = copy.deepcopy(self.unet).requires_grad_(False).eval()
             self.ref_policy = make_policy(pipe, ref, sampling_cfg, getattr(torch, model_cfg.dtype))
         if model_cfg.gradient_checkpointing:
@@ -144,7 +161,7 @@ class Learner:
         self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
         self.generator = torch.Generator().manual_seed(learner_cfg.seed)  # sqdf/lasro's reparameterised noise z
         self.algorithm = None if learner_cfg.algorithm == "ppo" else \
-            ALGORITHMS[learner_cfg.algorithm](self, learner_cfg, rewards_cfg)  # learner/sqdf.py, learner/lasro.py
+            ALGORITHMS[learner_cfg.algorithm](self, learner_cfg, rewards_cfg)  # learner/sqdf.py, lasro.py, raft.py
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:
@@ -176,7 +193,7 @@ class Learner:
         timings["window_s"] = time.perf_counter() - t
 
         rows0 = self.policy.forward_rows
-        if self.algorithm is not None:  # sqdf / lasro: a reparameterised gradient of r (their modules)
+        if self.algorithm is not None:  # sqdf / lasro / raft: their own update (their modules)
             t = time.perf_counter()
             trained = self.algorithm.train(batch, finite, window.mask)
             timings["update_s"] = time.perf_counter() - t
@@ -324,7 +341,7 @@ class Learner:
         """The stochastic step at (i, k) pairs, scoring the stored x_{k+1}: a StepOutput
         (log-prob (N,), mean μ and σ_k) of `policy` (the trained one by default)."""
         i, k = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
-        x_t, x_next = batch.latents[i, k], batch.latents[i, k + 1]
+        x_t, x_next = batch.latent(i, k), batch.latent(i, k + 1)
         neg = None if batch.negative is None else batch.negative.expand(len(pairs), -1, -1)
         pooled = None if batch.pooled is None else batch.pooled[i]
         neg_pooled = None if batch.negative_pooled is None else batch.negative_pooled.expand(len(pairs), -1)

@@ -76,12 +76,14 @@ class DiffusionPolicy:
                           self.prediction_type)
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-                pooled: torch.Tensor | None = None, uncond_pooled: torch.Tensor | None = None) -> torch.Tensor:
+                pooled: torch.Tensor | None = None, uncond_pooled: torch.Tensor | None = None,
+                guided: bool = True) -> torch.Tensor:
         """The guided model output (ε̂ or v̂, as the scheduler's prediction_type says; guidance
         is linear in it, so guiding v̂ equals guiding ε̂). x_t: (B, C, H, W); t: (B,);
-        cond: (B, L, D); uncond: (B, L, D) or None; pooled / uncond_pooled: (B, P), SDXL-class only."""
+        cond: (B, L, D); uncond: (B, L, D) or None; pooled / uncond_pooled: (B, P), SDXL-class only.
+        guided=False: the conditional output alone (no guidance), what fine-tuning fits."""
         d = self.dtype
-        if self.uses_cfg:
+        if self.uses_cfg and guided:
             x2 = torch.cat([x_t, x_t])
             extra = self.added_cond(x2, torch.cat([uncond_pooled, pooled]) if self.text_time else None)
             out = self.unet(x2.to(d), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond]).to(d),

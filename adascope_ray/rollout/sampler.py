@@ -77,11 +77,15 @@ class Sampler:
                  for i in range(0, len(batch.prompts), n)]
         cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
         uncond = self._uncond_embeds()
+        # a placed window: only x_start … x_end travel on, the latents its steps read and write
+        kept = None if window is None or deterministic else np.arange(window[0], window[1] + 1)
+        latents = cat("latents") if kept is None else cat("latents")[:, kept]  # (B, J, C, h, w)
+        counters = {k: sum(int(p[k]) for p in parts) for k in ("probe_decodes", "probe_embeds", "probe_scores") if k in parts[0]}
         return Rollout(
             policy_version=self.version, prompts=list(batch.prompts),
             group_ids=np.asarray(batch.group_ids), step_indices=np.arange(k),
             timesteps=self.policy.schedule.timesteps.numpy(),
-            latents=cat("latents"), log_probs=cat("log_probs"), prompt_embeds=cat("embeds"),
+            latents=latents, latent_steps=kept, log_probs=cat("log_probs"), prompt_embeds=cat("embeds"),
             negative_embeds=None if uncond is None else uncond[0][:1].float().cpu().numpy(),
             pooled_embeds=cat("pooled") if "pooled" in parts[0] else None,
             negative_pooled=None if uncond is None or uncond[1] is None else uncond[1][:1].float().cpu().numpy(),
@@ -89,7 +93,7 @@ class Sampler:
                                  reward=cat("R") if "R" in parts[0] else None),
             images=cat("images"), sampler_forward_rows=sum(int(p["rows"]) for p in parts),
             timings={"sample_s": time.perf_counter() - t0},
-            counters={k: sum(int(p[k]) for p in parts) for k in ("probe_decodes", "probe_embeds", "probe_scores") if k in parts[0]},
+            counters={**counters, "latents_sent": int(latents.shape[0] * latents.shape[1])},
             stochastic=np.zeros(k, bool) if deterministic else
             None if window is None else (np.arange(k) >= window[0]) & (np.arange(k) < window[1]),
         )

@@ -149,7 +149,8 @@ def test_a_run_stops_when_the_evaluation_gain_saturates_and_keeps_the_best(ray_c
 def test_sampler_placement_samples_the_published_window_through_the_service(ray_cluster, tmp_path):
     """window.placement=sampler with a sliding window of 2 of 4 steps (start 1, one step
     later every iteration): the learner's selection at iteration n is what the samplers
-    run with noise at n + 1, a group's prefix runs once, and the learner trains those steps."""
+    run with noise at n + 1, a group's prefix runs once, only the window's latents travel,
+    and the learner trains those steps."""
     rc = main(["train", TINY, "--no-progress", "run.iterations=3", f"run.output_dir={tmp_path}", "run.name=placed",
                "sampling.num_steps=4", "data.prompts_per_iteration=2", "data.group_size=2", "eval.every=0",
                f"model.cache_dir={tmp_path / 'models'}", f"rewards.http_port={ray_cluster['http_port']}",
@@ -160,6 +161,8 @@ def test_sampler_placement_samples_the_published_window_through_the_service(ray_
     # iteration 0: no window yet, every step of 4 rows (x CFG); 1: window [1, 3) from sliding
     # at iteration 0, the 1-step prefix once for each of 2 groups; 2: window [2, 4)
     assert [r["sampler_forward_rows"] for r in rows] == [4 * 4 * 2, 2 * (2 * 1 + 4 * 3), 2 * (2 * 2 + 4 * 2)]
+    # what travels to the learner: x_0 … x_4 of every row, then x_1 … x_3, then x_2 … x_4
+    assert [r["sampler_latents_sent"] for r in rows] == [4 * 5, 4 * 3, 4 * 3]
     trained = [[k for k, n in enumerate(r["window_hist"]) if n] for r in rows]
     # (a group whose two rewards tie trains nothing; at least one iteration must train)
     assert any(trained) and all(t == w for t, w in zip(trained, [[1, 2], [1, 2], [2, 3]]) if t), trained

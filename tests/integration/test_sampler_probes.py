@@ -25,7 +25,7 @@ def test_embedding_c_k_is_the_probed_cosine_and_its_passes_are_counted(make_cfg,
     batch = PromptSchedule(cfg.data.prompts, 2, 2, 0).batches(0, 1, 0)[0]
     rollout = sampler.sample(batch)
     b, k = rollout.batch_size, 5
-    assert rollout.counters == {"probe_decodes": b * 3, "probe_embeds": b * 4}
+    assert rollout.counters == {"probe_decodes": b * 3, "probe_embeds": b * 4, "latents_sent": b * (k + 1)}
 
     # the same draws through trace(): every step's decode(x̂0_k) and the final images
     traced = sampler.trace(list(batch.prompts), batch.seed * 100_003)
@@ -41,7 +41,7 @@ def test_embedding_c_k_is_the_probed_cosine_and_its_passes_are_counted(make_cfg,
 
     # an evaluation (η = 0) trains nothing: no probes, the latent C_k
     evaluated = sampler.sample(batch, deterministic=True)
-    assert evaluated.counters == {}
+    assert evaluated.counters == {"latents_sent": b * (k + 1)}
 
 
 def test_an_embedding_source_without_an_embedder_is_refused(tiny_cfg):
@@ -73,7 +73,7 @@ def test_reward_trace_scores_the_probed_predictions_and_shares_their_decodes(mak
     batch = PromptSchedule(cfg.data.prompts, 2, 2, 0).batches(0, 1, 0)[0]
     rollout = sampler.sample(batch)
     b = rollout.batch_size
-    assert rollout.counters == {"probe_decodes": b * 3, "probe_embeds": b * 4, "probe_scores": b * 2}
+    assert rollout.counters == {"probe_decodes": b * 3, "probe_embeds": b * 4, "probe_scores": b * 2, "latents_sent": b * 6}
     assert calls == [[p for p in batch.prompts for _ in (0, 4)]]  # each sample's own prompt, per probe
 
     traced = sampler.trace(list(batch.prompts), batch.seed * 100_003)
