@@ -160,6 +160,7 @@ class RaftConfig(_Strict):
     top_k: int = Field(1, ge=1, description="Samples kept per prompt group, highest reward first; a group whose rewards all tie keeps none.")
     batch_size: int = Field(16, ge=1, description="(kept sample, step) terms per optimizer step, each with fresh noise.")
     optimizer_steps: int = Field(4, ge=1, le=1000, description="Optimizer steps per update.")
+    fit: Literal["conditional", "guided"] = Field("conditional", description="What is fitted to the target: 'conditional', the text-conditioned prediction alone (ordinary fine-tuning, one denoiser pass a term); 'guided', the classifier-free-guided prediction the samplers run (two passes a term under CFG).")
 
 
 class SurrogateConfig(_Strict):

@@ -8,8 +8,8 @@ One update:
               x0 and a step k drawn from the window's steps of the kept samples (the
               window decides which noise levels are trained), fresh ε, and the denoising
               loss of the conditional prediction f_θ(√ᾱ_k x0 + √(1−ᾱ_k) ε, t_k, c)
-Each term costs one conditional denoiser pass (counted as a learner row). The samplers
-keep sampling with guidance; the fit is to the conditional model, as in fine-tuning.
+Each term costs one conditional denoiser pass (counted as a learner row), or two with
+learner.raft.fit = guided, which fits the guided prediction the samplers run.
 """
 from __future__ import annotations
 
@@ -70,7 +70,10 @@ class Raft:
         t = s.timesteps[torch.from_numpy(ks)].to(x0.device)                  # (n,) t_k
         i = torch.from_numpy(rows)
         pooled = None if batch.pooled is None else batch.pooled[i]
-        out = lr.policy.predict(noised(x0, eps, a), t, batch.embeds[i], None, pooled, guided=False)
+        guided = self.cfg.fit == "guided"
+        uncond = None if batch.negative is None or not guided else batch.negative.expand(len(rows), -1, -1)
+        neg_pooled = None if batch.negative_pooled is None or not guided else batch.negative_pooled.expand(len(rows), -1)
+        out = lr.policy.predict(noised(x0, eps, a), t, batch.embeds[i], uncond, pooled, neg_pooled, guided=guided)
         return denoising_loss(out, denoising_target(x0, eps, a, lr.policy.prediction_type))
 
     def state(self):

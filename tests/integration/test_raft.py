@@ -75,3 +75,29 @@ def test_a_batch_with_nothing_to_rank_trains_nothing(raft):
     stats = learner.update(1, [_scored(fresh, np.full(8, 0.7))])
     assert stats.algorithm["raft/kept"] == 0 and stats.trained_pairs == 0 and sum(stats.window_hist) == 0
     assert torch.equal(before, _weights(learner))
+
+
+def test_the_guided_fit_is_the_guided_prediction_and_costs_two_passes(raft):
+    cfg, learner, sampler, rollout = raft
+    algo = learner.algorithm
+    conditional = algo.cfg
+    algo.cfg = conditional.model_copy(update={"fit": "guided"})
+    try:
+        batch = collate([_scored(rollout, np.zeros(8))], learner.device, learner.policy.schedule)
+        rows, ks = np.array([2, 7]), np.array([2, 0])
+        x0 = torch.from_numpy(rollout.latents[rows, -1])
+        eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(4))
+        rows0 = learner.policy.forward_rows
+        with torch.no_grad():
+            got = algo.loss(batch, rows, x0, eps, ks)
+            assert learner.policy.forward_rows - rows0 == 2 * len(rows)
+            sch = DDIMScheduler.from_config(sampler.pipe.scheduler.config)
+            sch.set_timesteps(cfg.sampling.num_steps)
+            t = sch.timesteps[ks]
+            x_t = sch.add_noise(x0, eps, t)
+            c = learner.unet(x_t, t, encoder_hidden_states=torch.from_numpy(rollout.prompt_embeds[rows])).sample
+            u = learner.unet(x_t, t, encoder_hidden_states=torch.from_numpy(rollout.negative_embeds).expand(2, -1, -1)).sample
+        guided = u + cfg.sampling.guidance_scale * (c - u)
+        np.testing.assert_allclose(got.numpy(), ((guided - eps) ** 2).flatten(1).mean(1).numpy(), rtol=1e-4, atol=1e-5)
+    finally:
+        algo.cfg = conditional
