@@ -243,6 +243,13 @@ class SlidingConfig(_Strict):
     stride: int = Field(1, ge=1, description="Steps per move.")
 
 
+class CreditConfig(_Strict):
+    """credit (ours): per prompt group, the window of `size` steps where the samples' reward
+    is still being decided: the largest summed within-group variance of the reward
+    increments R_{k+1} − R_k of the reward trace (core/window.py, docs/adascope.md)."""
+    size: int = Field(5, ge=1, description="Window length in steps; needs window.reward_trace.enabled (probe_every 1 gives every step its own increment).")
+
+
 class AdaScopeConfig(_Strict):
     """adascope: the window from the group's signal traces and the schedule prior (docs/adascope.md)."""
     tau_s: float = Field(0.5, ge=-1, le=1, description="Start when the group-mean structural signal S_k reaches this.")
@@ -288,11 +295,12 @@ class RewardTraceConfig(_Strict):
 class WindowConfig(_Strict):
     """Which denoising steps enter the update: the strategy (core/window.py's registry)
     and its own sub-config; the signal and prior settings every strategy logs."""
-    strategy: Literal["full", "fraction", "random_window", "sliding", "adascope"] = Field("adascope", description="Which denoising steps enter the update; its settings are in the sub-section of the same name.")
+    strategy: Literal["full", "fraction", "random_window", "sliding", "adascope", "credit"] = Field("adascope", description="Which denoising steps enter the update; its settings are in the sub-section of the same name.")
     fraction: FractionConfig = Field(default_factory=FractionConfig, description="Settings of strategy 'fraction'.")
     random_window: RandomWindowConfig = Field(default_factory=RandomWindowConfig, description="Settings of strategy 'random_window'.")
     sliding: SlidingConfig = Field(default_factory=SlidingConfig, description="Settings of strategy 'sliding'.")
     adascope: AdaScopeConfig = Field(default_factory=AdaScopeConfig, description="Settings of strategy 'adascope'.")
+    credit: CreditConfig = Field(default_factory=CreditConfig, description="Settings of strategy 'credit'.")
     placement: Literal["learner", "sampler"] = Field("learner", description="Where the window acts. 'learner': every step is sampled stochastically and the learner trains the window's steps. 'sampler': the window the learner selects at one iteration is published for the next; the samplers run only its steps stochastically (η = 0 outside it, no noise, no log-prob), a group shares its x_T and one deterministic prefix up to the window's start, computed once per group, only the window's latents x_start … x_end travel to the learner, and the learner trains exactly the stochastic steps. The first iteration samples every step. Needs sampling.initial_noise = per_group.")
     pool: int = Field(8, ge=1, description="Average-pool kernel P for the structural signal (computed by the samplers for every strategy).")
     semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="How the samplers compute the semantic signal C_k.")
@@ -488,6 +496,10 @@ class Config(_Strict):
             bad = [c.name for c in self.rewards.components if c.name not in DIFFERENTIABLE_REWARDS]
             if bad:
                 raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
+        if w.strategy == "credit" and not w.reward_trace.enabled:
+            raise ValueError("window.strategy=credit reads the reward trace: set window.reward_trace.enabled=true")
+        if w.strategy == "credit" and w.credit.size > k:
+            raise ValueError(f"window.credit.size ({w.credit.size}) exceeds sampling.num_steps ({k})")
         if w.adascope.tau_r is not None and not w.reward_trace.enabled:
             raise ValueError("window.adascope.tau_r reads the reward-evolution signal: set window.reward_trace.enabled=true")
         sem = w.semantic

@@ -5,8 +5,10 @@ killed with SIGKILL (--resume continues it). The driver is a separate process
 (`python -m adascope_ray.cli`) joined to this script's cluster; faults are injected
 from here by actor name. Counts iterations, lost samples and metric gaps.
 
-    .venv/bin/python benchmarks/soak.py [--iterations 50] [--every 10]
+    .venv/bin/python benchmarks/soak.py [--iterations 50] [--every 10] [--max-staleness S]
 
+With --max-staleness 1 the run uses the asynchronous schedule (learner.max_staleness):
+a fault then lands while the next iteration's rollouts are in flight.
 Passing: every iteration 0..N-1 appears exactly once in metrics.jsonl (no gaps, no
 duplicates), every iteration has all its samples, and the last driver exits with 0.
 Writes benchmarks/results/soak.json with the machine, config and commit.
@@ -53,13 +55,13 @@ class Driver:
         return rc
 
 
-def soak(iterations: int, every: int, out_dir: Path) -> dict:
+def soak(iterations: int, every: int, out_dir: Path, overrides: list[str]) -> dict:
     import ray
     from ray import serve
 
     name = "soak"
     argv = ["train", str(ROOT / "configs" / "tiny_jpeg.yaml"), "--no-progress", f"run.output_dir={out_dir}",
-            f"run.name={name}", f"run.iterations={iterations}", *OVERRIDES]
+            f"run.name={name}", f"run.iterations={iterations}", *overrides]
     resume = argv + ["--resume", str(out_dir / name)]
     run_dir, log = out_dir / name, out_dir / "drivers.log"
     ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="adascope")
@@ -102,6 +104,7 @@ def soak(iterations: int, every: int, out_dir: Path) -> dict:
         "sampler_restarts": max((r.get("sampler_restarts", 0) for r in got), default=0),
         "exit_codes": exit_codes, "faults": faults, "wall_s": round(wall, 1),
         "final_reward_mean": got[-1]["reward_mean"] if got else None,
+        "staleness_mean": sum(r.get("off_policy/staleness_mean", 0.0) for r in got) / max(len(got), 1),
         "_log_tail": log.read_text()[-3000:] if log.exists() else "",
     }
 
@@ -110,9 +113,11 @@ def main_cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--every", type=int, default=10)
+    ap.add_argument("--max-staleness", type=int, default=0, help="learner.max_staleness (0: the synchronous loop)")
     a = ap.parse_args()
+    overrides = OVERRIDES + ([f"learner.max_staleness={a.max_staleness}"] if a.max_staleness else [])
     with tempfile.TemporaryDirectory() as tmp:
-        res = soak(a.iterations, a.every, Path(tmp))
+        res = soak(a.iterations, a.every, Path(tmp), overrides)
     ok = not res["gaps"] and not res["duplicates"] and not res["lost_samples"] and res["exit_codes"][-1] == 0
     res["passed"] = ok
     tail = res.pop("_log_tail")
@@ -122,7 +127,8 @@ def main_cli() -> None:
           f"duplicates {res['duplicates']}  lost samples {res['lost_samples']}  sampler restarts "
           f"{res['sampler_restarts']}  exit codes {res['exit_codes']}  wall {res['wall_s']} s  "
           f"-> {'PASS' if ok else 'FAIL'}")
-    write_result("soak", {"config": "configs/tiny_jpeg.yaml", "overrides": OVERRIDES, "result": res})
+    tag = "soak" if not a.max_staleness else f"soak_staleness{a.max_staleness}"
+    write_result(tag, {"config": "configs/tiny_jpeg.yaml", "overrides": overrides, "result": res})
     sys.exit(0 if ok else 1)
 
 

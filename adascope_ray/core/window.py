@@ -71,6 +71,35 @@ def reward_progress(r_mean: np.ndarray) -> np.ndarray | None:
     return None if abs(span) <= 1e-6 else (r_mean - r_mean[0]) / span
 
 
+def reward_credit(r_trace: np.ndarray) -> np.ndarray:
+    """c_k (K,) for one group's reward traces (G, K): the within-group variance of the
+    reward increment ΔR_k = R_{k+1} − R_k, how differently the samples' step-k noise moved
+    their reward (ours; the last step, with no R_{K}, gets c = 0)."""
+    dr = np.diff(r_trace, axis=1)                                              # (G, K−1)
+    return np.append(dr.var(axis=0), 0.0)
+
+
+def credit_bounds(credit: np.ndarray, size: int) -> tuple[int, int]:
+    """[k_s, k_s + size): the contiguous window with the largest summed credit (the
+    earliest of equals; [0, size) when no step has any)."""
+    k = len(credit)
+    size = min(size, k)
+    sums = np.convolve(credit, np.ones(size), mode="valid")                    # (K − size + 1,)
+    k_s = int(np.argmax(sums)) if sums.max() > 0 else 0
+    return k_s, k_s + size
+
+
+def credit_window(reward_trace: np.ndarray, group_ids: np.ndarray, size: int) -> WindowSelection:
+    """One window per prompt group where its reward is still being decided: reward_trace
+    (B, K) R_k, group_ids (B,)."""
+    b, k = reward_trace.shape
+    starts, ends = np.zeros(b, dtype=int), np.zeros(b, dtype=int)
+    for g in np.unique(group_ids):
+        rows = group_ids == g
+        starts[rows], ends[rows] = credit_bounds(reward_credit(reward_trace[rows]), size)
+    return _from_bounds(starts, ends, k)
+
+
 def adascope_bounds(s_mean: np.ndarray, c_mean: np.ndarray, d_mean: np.ndarray, *,
                     k_lo: int, k_hi: int, tau_s: float, tau_e: float, eps_conv: float,
                     w_min: int, w_max: int, r_mean: np.ndarray | None = None,
@@ -143,6 +172,7 @@ class Strategy:
     select: Callable[[Any, WindowInputs], WindowSelection]
     signals: bool = False           # reads the signal traces S, C, D and the group ids
     redraw_each_pass: bool = False  # drawn again for every inner epoch (DDPO's timestep_fraction)
+    reward_trace: bool = False      # reads the reward trace R_k (window.reward_trace)
 
 
 def _adascope(c, x: WindowInputs) -> WindowSelection:
@@ -159,6 +189,7 @@ STRATEGIES: dict[str, Strategy] = {
     "random_window": Strategy(lambda c, x: random_window(x.batch, x.k, c.size, tuple(c.start_range), x.rng)),
     "sliding": Strategy(lambda c, x: sliding_window(x.batch, x.k, c.size, x.iteration, c.start, c.every, c.stride)),
     "adascope": Strategy(_adascope, signals=True),
+    "credit": Strategy(lambda c, x: credit_window(x.reward_trace, x.group_ids, c.size), signals=True, reward_trace=True),
 }
 
 
@@ -169,4 +200,6 @@ def select_window(strategy: str, settings, inputs: WindowInputs) -> WindowSelect
     entry = STRATEGIES[strategy]
     if entry.signals and inputs.structural is None:
         raise ValueError(f"window strategy {strategy!r} needs the signal traces")
+    if entry.reward_trace and inputs.reward_trace is None:
+        raise ValueError(f"window strategy {strategy!r} needs the reward trace R_k (window.reward_trace.enabled)")
     return entry.select(settings, inputs)

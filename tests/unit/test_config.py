@@ -92,6 +92,9 @@ def test_contradictions_are_refused():
     with pytest.raises(ConfigError, match="window.placement=sampler .* set sampling.initial_noise=per_group"):
         load_config(Path(CONFIGS[0]), ["window.placement=sampler"])
     assert load_config(Path(CONFIGS[0]), ["window.placement=sampler", "sampling.initial_noise=per_group"]).window.placement == "sampler"
+    with pytest.raises(ConfigError, match="window.strategy=credit reads the reward trace"):
+        load_config(Path(CONFIGS[0]), ["window.strategy=credit"])
+    assert load_config(Path(CONFIGS[0]), ["window.strategy=credit", "window.reward_trace.enabled=true"]).window.settings.size == 5
     with pytest.raises(ConfigError, match="learner.algorithm=sqdf needs whole trajectories"):
         load_config(Path(CONFIGS[0]), ["window.placement=sampler", "sampling.initial_noise=per_group", "learner.algorithm=sqdf"])
     # a learner group over NCCL moves GPU tensors: every rank needs a GPU

@@ -102,7 +102,7 @@ def test_select_window_dispatch_defaults_w_max_to_30_percent():
 def test_every_strategy_gets_only_its_own_sub_config():
     x = WindowInputs(1, K, 7, np.random.default_rng(0), structural=S[None], semantic=C[None],
                      convergence=D_SLOW[None], group_ids=np.array([0]))
-    assert set(STRATEGIES) == {"full", "fraction", "random_window", "sliding", "adascope"}
+    assert set(STRATEGIES) == {"full", "fraction", "random_window", "sliding", "adascope", "credit"}
     cfg = WindowConfig(strategy="sliding", sliding={"size": 2, "start": 1, "every": 3, "stride": 2})
     assert cfg.settings == cfg.sliding
     assert rows(select_window("sliding", cfg.settings, x).mask) == [[5, 6]]  # 1 + (7 // 3) * 2 = 5
@@ -133,3 +133,40 @@ def test_adascope_reward_evolution_end():
     win = adascope_window(np.stack([S, S]), np.stack([c_low, c_low]), np.stack([D_SLOW, D_SLOW]), np.array([0, 0]),
                           **rule, reward_trace=np.stack([r, r]), tau_r=0.85)
     assert rows(win.mask) == [[3, 4, 5]] * 2
+
+
+def test_reward_credit_is_the_within_group_variance_of_the_reward_increments():
+    from adascope_ray.core.window import reward_credit
+    # two samples; only the first one's reward rises, at step 2 (R_3 − R_2 = 1)
+    r = np.array([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+                  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(reward_credit(r), [0, 0, 0.25, 0, 0, 0])
+    # a rise both samples share decides nothing between them
+    np.testing.assert_allclose(reward_credit(np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])), [0, 0, 0])
+
+
+def test_credit_bounds_take_the_window_with_the_most_credit():
+    from adascope_ray.core.window import credit_bounds
+    c = np.array([0, 0, 0.25, 0, 0, 0])
+    assert credit_bounds(c, 1) == (2, 3)
+    assert credit_bounds(c, 2) == (1, 3)            # [1, 3) and [2, 4) tie: the earlier
+    assert credit_bounds(np.array([0.1, 0, 0, 0.3, 0.3, 0]), 2) == (3, 5)
+    assert credit_bounds(np.zeros(6), 3) == (0, 3)  # nothing is decided: the first steps
+    assert credit_bounds(c, 10) == (0, 6)           # a window longer than K is all of it
+
+
+def test_credit_window_is_per_group_and_needs_the_reward_trace():
+    from adascope_ray.core.window import WindowInputs, credit_window, select_window
+    from adascope_ray.config import CreditConfig
+    r = np.zeros((4, 6))
+    r[0, 1:] = 1.0        # group 0: decided at step 0
+    r[2, 4:] = 1.0        # group 1: decided at step 3
+    g = np.array([0, 0, 1, 1])
+    sel = credit_window(r, g, 2)
+    assert sel.mask.astype(int).tolist() == [[1, 1, 0, 0, 0, 0]] * 2 + [[0, 0, 1, 1, 0, 0]] * 2
+    rng = np.random.default_rng(0)
+    inputs = dict(batch=4, k=6, iteration=0, rng=rng, structural=np.zeros((4, 6)), semantic=np.zeros((4, 6)),
+                  convergence=np.ones((4, 6)), group_ids=g)
+    assert np.array_equal(select_window("credit", CreditConfig(size=2), WindowInputs(**inputs, reward_trace=r)).mask, sel.mask)
+    with pytest.raises(ValueError, match="needs the reward trace"):
+        select_window("credit", CreditConfig(size=2), WindowInputs(**inputs))
