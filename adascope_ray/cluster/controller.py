@@ -263,7 +263,7 @@ class Controller:
         when the evaluator's rule says so, the iterations (and cost) not spent counted."""
         ev = self.evaluator
         if self.cfg.run.stop.export_best and ev.best_updates == updates:
-            ckpt = ray.get(self.learner.export.remote())
+            ckpt = self.from_learner(self.learner.export.remote(), f"the best weights after {updates} updates were exported")
             self.run_dir.save_checkpoint(updates, ckpt, {"iteration": updates, "best": True}, name="best")
         d = ev.decision
         if not (ev.stops and d.stop) or updates >= self.cfg.run.iterations:
@@ -276,8 +276,17 @@ class Controller:
         self.run_dir.write_json("stopped.json", self.stopped)
         return True
 
+    def from_learner(self, refs, while_: str):
+        """ray.get of learner calls; a dead learner stops the run as LearnerLost (the CLI
+        then prints the resume command), wherever the loop was when it died."""
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayActorError as err:
+            raise LearnerLost(f"a learner actor died while {while_} ({type(err).__name__})") from None
+
     def checkpoint(self, step: int, final: bool = False) -> None:
-        ckpt, state = ray.get([self.learner.export.remote(), self.learner.state.remote()])
+        ckpt, state = self.from_learner([self.learner.export.remote(), self.learner.state.remote()],
+                                        f"the checkpoint at iteration {step} was taken")
         path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final}, state)
         self.run_dir.prune_checkpoints(self.cfg.run.keep_checkpoints)
         self.saved_at = step

@@ -208,3 +208,29 @@ def test_reward_app_that_cannot_start_stops_the_run_naming_it(ray_cluster, tmp_p
         time.sleep(1)
     assert "stuck-rewards" not in serve.status().applications  # removed, not left pending
     assert not rows(tmp_path / "nogpu")
+
+
+def test_a_learner_that_dies_at_a_checkpoint_stops_the_run_as_lost(ray_cluster):
+    """The learner can die while the loop takes a checkpoint (or exports the best
+    weights), not only during an update: that too is LearnerLost, which the CLI turns
+    into exit code 3 and the resume command, never an uncaught actor error."""
+    import ray
+
+    from adascope_ray.cluster.controller import Controller
+    from adascope_ray.cluster.errors import LearnerLost
+
+    @ray.remote(num_cpus=0)
+    class Learner:
+        def export(self):
+            return {}
+
+        def state(self):
+            return {}
+
+    actor = Learner.remote()
+    ray.get(actor.export.remote())
+    ray.kill(actor)
+    ctl = Controller.__new__(Controller)  # only the learner is needed for the call
+    ctl.learner = actor
+    with pytest.raises(LearnerLost, match="while the checkpoint at iteration 5 was taken"):
+        ctl.checkpoint(5)
