@@ -230,6 +230,16 @@ def test_a_learner_that_dies_at_a_checkpoint_stops_the_run_as_lost(ray_cluster):
     actor = Learner.remote()
     ray.get(actor.export.remote())
     ray.kill(actor)
+    deadline = time.monotonic() + 60  # ray.kill returns before the actor is gone
+    while True:
+        try:
+            ray.get(actor.export.remote(), timeout=10)
+        except ray.exceptions.RayActorError:
+            break
+        except ray.exceptions.GetTimeoutError:
+            pass
+        assert time.monotonic() < deadline, "the killed actor still answers after 60 s"
+        time.sleep(0.1)
     ctl = Controller.__new__(Controller)  # only the learner is needed for the call
     ctl.learner = actor
     with pytest.raises(LearnerLost, match="while the checkpoint at iteration 5 was taken"):
