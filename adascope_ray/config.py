@@ -464,7 +464,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _cross(self) -> "Config":
         k, w = self.sampling.num_steps, self.window
-        if w.strategy in ("random_window", "sliding") and w.settings.size > k:
+        if w.strategy in ("random_window", "sliding", "credit") and w.settings.size > k:
             raise ValueError(f"window.{w.strategy}.size ({w.settings.size}) exceeds sampling.num_steps ({k})")
         if w.strategy == "random_window" and w.random_window.start_range[1] + w.random_window.size > k:
             raise ValueError(f"window.random_window.start_range end + window.random_window.size must be <= sampling.num_steps ({k})")
@@ -498,8 +498,6 @@ class Config(_Strict):
                 raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
         if w.strategy == "credit" and not w.reward_trace.enabled:
             raise ValueError("window.strategy=credit reads the reward trace: set window.reward_trace.enabled=true")
-        if w.strategy == "credit" and w.credit.size > k:
-            raise ValueError(f"window.credit.size ({w.credit.size}) exceeds sampling.num_steps ({k})")
         if w.adascope.tau_r is not None and not w.reward_trace.enabled:
             raise ValueError("window.adascope.tau_r reads the reward-evolution signal: set window.reward_trace.enabled=true")
         sem = w.semantic

@@ -60,15 +60,15 @@ class Batch:
     stochastic: np.ndarray         # (B, K) bool: steps sampled with noise (others η = 0, never trained)
     staleness: np.ndarray          # (B,) int: the learner's version − the version that sampled it
     reward_trace: np.ndarray | None = None  # (B, K) R_k, the reward of decode(x̂0_k), when the samplers probe it
-    latent_steps: np.ndarray | None = None  # (J,) int: the k of each latents column; None = 0 … K (every step)
+    latent_steps: np.ndarray | None = None  # (J,) int, consecutive: the k of each latents column; None = 0 … K
 
     def latent(self, i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """x_k of samples i at steps k (both (N,)): (N, C, H, W). Refuses a step the
         samplers did not send (window.placement = sampler sends x_start … x_end only)."""
         if self.latent_steps is None:
             return self.latents[i, k]
-        col = torch.from_numpy(np.searchsorted(self.latent_steps, k.numpy()))
-        sent = torch.from_numpy(self.latent_steps[np.minimum(col.numpy(), len(self.latent_steps) - 1)]) == k
+        col = k - int(self.latent_steps[0])
+        sent = (col >= 0) & (col < len(self.latent_steps))
         if not bool(sent.all()):
             raise IndexError(f"x_k for k = {sorted(set(k[~sent].tolist()))} was not sent (the rollouts carry steps {self.latent_steps.tolist()})")
         return self.latents[i, col]
