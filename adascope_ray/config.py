@@ -163,6 +163,16 @@ class RaftConfig(_Strict):
     fit: Literal["conditional", "guided"] = Field("conditional", description="What is fitted to the target: 'conditional', the text-conditioned prediction alone (ordinary fine-tuning, one denoiser pass a term); 'guided', the classifier-free-guided prediction the samplers run (two passes a term under CFG).")
 
 
+class DraftConfig(_Strict):
+    """Direct reward backpropagation (DRaFT arXiv 2309.17400, AlignProp arXiv 2310.03739):
+    the chain from the stored x at the window's start to x_K with a gradient, the rewards'
+    differentiable forms on decode(x_K), the weights trained inside the window only
+    (learner/draft.py)."""
+    batch_size: int = Field(8, ge=1, description="Chains per optimizer step, each from a trajectory of the fresh batch (drawn with repeats) with fresh noise.")
+    optimizer_steps: int = Field(2, ge=1, le=1000, description="Optimizer steps per update.")
+    alpha: float = Field(0.0, ge=0, description="Weight α of the KL term Σ_k mean((μ_ref − μ_θ)²)/σ_k² over the window's steps (0: none, and no reference passes).")
+
+
 class SurrogateConfig(_Strict):
     """The latent-space surrogate reward model (sqdf with reward=surrogate, lasro): a small head
     on the frozen reference denoiser's mid-block features of a latent, trained online on the
@@ -185,10 +195,11 @@ class ReplayConfig(_Strict):
 
 
 class LearnerConfig(_Strict):
-    algorithm: Literal["ppo", "sqdf", "lasro", "raft"] = Field("ppo", description="The update. ppo: clipped policy gradient on the window's steps (DDPO/GRPO); sqdf: reparameterised gradient of a differentiable soft-Q estimate at one window step per trajectory (learner.sqdf); lasro: the surrogate's gradient through a few-step (≤ 2 steps) chain (learner.lasro); raft: the denoising loss on each group's best samples at the window's noise levels (learner.raft). docs/algorithms.md compares them.")
+    algorithm: Literal["ppo", "sqdf", "lasro", "raft", "draft"] = Field("ppo", description="The update. ppo: clipped policy gradient on the window's steps (DDPO/GRPO); sqdf: reparameterised gradient of a differentiable soft-Q estimate at one window step per trajectory (learner.sqdf); lasro: the surrogate's gradient through a few-step (≤ 2 steps) chain (learner.lasro); raft: the denoising loss on each group's best samples at the window's noise levels (learner.raft); draft: the differentiable reward's gradient back through the chain from the window's start, the weights trained in the window (learner.draft). docs/algorithms.md compares them.")
     sqdf: SqdfConfig = Field(default_factory=SqdfConfig, description="SQDF's settings (learner.algorithm=sqdf).")
     lasro: LasroConfig = Field(default_factory=LasroConfig, description="LaSRO's settings (learner.algorithm=lasro).")
     raft: RaftConfig = Field(default_factory=RaftConfig, description="Reward-ranked fine-tuning's settings (learner.algorithm=raft).")
+    draft: DraftConfig = Field(default_factory=DraftConfig, description="Direct reward backpropagation's settings (learner.algorithm=draft).")
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig, description="The latent-space surrogate reward (sqdf with reward=surrogate, lasro).")
     replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The replay buffer (sqdf, lasro).")
 
@@ -492,10 +503,12 @@ class Config(_Strict):
             raise ValueError(f"learner.algorithm={lr.algorithm} needs whole trajectories (x_T … x_K): window.placement=sampler sends only the window's latents; use window.placement=learner")
         if lr.algorithm == "lasro" and self.sampling.num_steps > 2:
             raise ValueError(f"learner.algorithm=lasro fine-tunes few-step generation: sampling.num_steps must be <= 2 (got {self.sampling.num_steps})")
-        if lr.algorithm == "sqdf" and lr.sqdf.reward == "differentiable":
+        if (lr.algorithm == "sqdf" and lr.sqdf.reward == "differentiable") or lr.algorithm == "draft":
             bad = [c.name for c in self.rewards.components if c.name not in DIFFERENTIABLE_REWARDS]
+            what = "learner.algorithm=draft" if lr.algorithm == "draft" else "learner.sqdf.reward=differentiable"
             if bad:
-                raise ValueError(f"learner.sqdf.reward=differentiable: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)}); use learner.sqdf.reward=surrogate")
+                raise ValueError(f"{what}: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)})"
+                                 + ("; use learner.sqdf.reward=surrogate" if lr.algorithm == "sqdf" else ""))
         if w.strategy == "credit" and not w.reward_trace.enabled:
             raise ValueError("window.strategy=credit reads the reward trace: set window.reward_trace.enabled=true")
         if w.adascope.tau_r is not None and not w.reward_trace.enabled:

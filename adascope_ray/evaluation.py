@@ -20,9 +20,11 @@ EVAL_SEED_BASE = 1_000_003  # evaluation noise seed s is drawn as batch seed EVA
 
 
 def eval_batches(prompts: list[str], seeds: list[int], policy_version: int) -> list[PromptBatch]:
-    """One batch per noise seed, the prompts in the same order in each."""
+    """One batch per noise seed, the prompts in the same order in each; every row draws
+    its own x_T from the seed, whatever the run's sampling.initial_noise, so that the
+    same (caption, seed) has the same noise under every training config."""
     return [PromptBatch(prompts=list(prompts), group_ids=np.arange(len(prompts)), seed=EVAL_SEED_BASE + int(s),
-                        policy_version=policy_version) for s in seeds]
+                        policy_version=policy_version, own_starts=True) for s in seeds]
 
 
 @dataclass

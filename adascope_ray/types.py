@@ -16,6 +16,7 @@ class PromptBatch:
     seed: int                 # seeds this batch's noise (reproducible rollouts)
     policy_version: int       # weights version the sampler must hold
     window: tuple[int, int] | None = None  # window.placement = sampler: steps [start, end) stochastic, the rest η = 0
+    own_starts: bool = False  # every row its own x_T whatever sampling.initial_noise says (evaluation: a (caption, seed)'s noise is not a training setting's)
 
 
 @dataclass(frozen=True)

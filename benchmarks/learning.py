@@ -71,7 +71,8 @@ def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: 
     """The untrained policy's evaluation (LoRA B = 0: the base model whatever the seed)
     and its per-caption diversity, cached on disk by model, sampling settings, rewards,
     prompts and seeds."""
-    key = json.dumps([cfg.model.path, model_fingerprint(cfg), cfg.model.resolution, cfg.sampling.model_dump(), cfg.sampler.batch_size,
+    sampling = cfg.sampling.model_dump(exclude={"initial_noise"})  # evaluation draws each row's own x_T (eval_batches)
+    key = json.dumps([cfg.model.path, model_fingerprint(cfg), cfg.model.resolution, sampling, cfg.sampler.batch_size,
                       [c.model_dump() | {"partial_credit": False} for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file() and "diversity" in (d := json.loads(path.read_text())):

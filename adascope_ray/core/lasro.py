@@ -18,6 +18,7 @@ def lasro_loss(reward: torch.Tensor, mu_theta: list[torch.Tensor], mu_ref: list[
                sigma: list[torch.Tensor], alpha: float) -> tuple[torch.Tensor, dict[str, float]]:
     """reward (B,) s(x_K) with a gradient; per step k: mu_theta[k], mu_ref[k] (B, C, H, W)
     (the reference without a gradient), sigma[k] (B,). Returns L and its parts."""
-    kl = sum(mean_kl(m, r.detach(), s) for m, r, s in zip(mu_theta, mu_ref, sigma))   # (B,)
+    kl = sum((mean_kl(m, r.detach(), s) for m, r, s in zip(mu_theta, mu_ref, sigma)),
+             torch.zeros_like(reward))                                                # (B,); 0 with no steps
     loss = -(reward - alpha * kl).mean()
     return loss, {"reward": float(reward.detach().mean()), "kl": float(kl.detach().mean())}

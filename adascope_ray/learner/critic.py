@@ -27,7 +27,7 @@ class Critic:
             from ..rewards.differentiable import differentiable_reward
 
             if rewards_cfg is None:
-                raise ValueError("learner.sqdf.reward=differentiable needs the run's rewards config")
+                raise ValueError("a differentiable reward (learner.sqdf.reward=differentiable, learner.algorithm=draft) needs the run's rewards config")
             self.rewards = [(c.weight, differentiable_reward(c)) for c in rewards_cfg.components]
         self.cfg = learner_cfg.surrogate
         self.seed = learner_cfg.seed

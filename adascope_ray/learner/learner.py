@@ -29,13 +29,14 @@ from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_wind
 from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
+from .draft import Draft
 from .lasro import Lasro
 from .optim_state import load_optimizer, optimizer_tensors
 from .raft import Raft
 from .ranks import Ranks, join
 from .sqdf import Sqdf, Trained
 
-ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro, "raft": Raft}  # learner.algorithm; ppo is the clipped update below
+ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro, "raft": Raft, "draft": Draft}  # learner.algorithm; ppo is the clipped update below
 
 
 @dataclass
@@ -149,7 +150,8 @@ class Learner:
         self.device = self.unet.device
         # sqdf with differentiable rewards decodes x̂0; otherwise the learner needs only
         # the denoiser and the schedule
-        differentiable = learner_cfg.algorithm == "sqdf" and learner_cfg.sqdf.reward == "differentiable"
+        differentiable = (learner_cfg.algorithm == "sqdf" and learner_cfg.sqdf.reward == "differentiable") \
+            or learner_cfg.algorithm == "draft"
         self.vae = pipe.vae.requires_grad_(False) if differentiable else None
         del pipe
         self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,
@@ -161,7 +163,7 @@ class Learner:
         self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
         self.generator = torch.Generator().manual_seed(learner_cfg.seed)  # sqdf/lasro's reparameterised noise z
         self.algorithm = None if learner_cfg.algorithm == "ppo" else \
-            ALGORITHMS[learner_cfg.algorithm](self, learner_cfg, rewards_cfg)  # learner/sqdf.py, lasro.py, raft.py
+            ALGORITHMS[learner_cfg.algorithm](self, learner_cfg, rewards_cfg)  # learner/sqdf.py, lasro.py, raft.py, draft.py
 
     # ---- the phases of one update -------------------------------------------------
     def update(self, iteration: int, scored: list[ScoredRollout]) -> UpdateStats:

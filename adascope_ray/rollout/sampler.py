@@ -68,7 +68,8 @@ class Sampler:
         k = len(self.policy.schedule.timesteps)
         window = _checked_window(batch.window, k)
         # a shared deterministic prefix needs a shared start: with a window, groups share x_T
-        starts = self._group_starts(batch) if self.initial_noise == "per_group" or window else None
+        shared = (self.initial_noise == "per_group" and not batch.own_starts) or window
+        starts = self._group_starts(batch) if shared else None
         n = self.cfg.batch_size
         parts = [self._sample_chunk(batch.prompts[i : i + n], batch.seed * 100_003 + i,
                                     x_start=None if starts is None else starts[i : i + n],

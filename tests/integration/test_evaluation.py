@@ -38,3 +38,23 @@ def test_evaluation_batches_keep_the_prompt_order_for_every_seed():
     bs = eval_batches(["x", "y"], [0, 5], policy_version=3)
     assert [b.prompts for b in bs] == [["x", "y"]] * 2 and [b.policy_version for b in bs] == [3, 3]
     assert bs[1].seed - bs[0].seed == 5 and [b.group_ids.tolist() for b in bs] == [[0, 1]] * 2
+
+
+def test_the_evaluation_noise_does_not_depend_on_the_training_noise_setting(make_cfg):
+    """sampling.initial_noise = per_group shares x_T within a training group; an
+    evaluation still draws each (caption, seed) its own x_T, so checkpoints of configs
+    that differ in it pair sample for sample."""
+    from adascope_ray.rollout import Sampler
+    from adascope_ray.types import PromptBatch
+
+    prompts, seeds = ["a red circle", "a red circle", "a blue square"], [0, 1]
+    got = {}
+    for noise in ("per_sample", "per_group"):
+        cfg = make_cfg(sampling={"initial_noise": noise})
+        sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
+        got[noise] = evaluate_sampler(sampler, CombinedReward(cfg.rewards.components), prompts, seeds)[1]
+        # a training batch of the same config: one group of two rows shares its x_T only under per_group
+        train = sampler.sample(PromptBatch(prompts[:2], np.array([0, 0]), 5, sampler.version)).latents[:, 0]
+        assert np.array_equal(train[0], train[1]) == (noise == "per_group")
+    assert all(np.array_equal(a, b) for a, b in zip(got["per_sample"], got["per_group"]))
+    assert not np.array_equal(got["per_sample"][0][0], got["per_sample"][0][1])  # the repeated caption: its own noise

@@ -164,6 +164,10 @@ def test_algorithm_settings_that_cannot_run_are_refused():
                            "rewards.components=[{name: scene_check}, {name: jpeg_compressibility}]"])
     # scene_check has a smooth form (rewards/scene_soft.py)
     assert load_config(tiny, ["learner.algorithm=sqdf", "learner.sqdf.reward=differentiable"]).learner.sqdf.reward == "differentiable"
+    # draft differentiates the run's rewards themselves: the same rule, named for draft
+    with pytest.raises(ConfigError, match=r"learner.algorithm=draft: rewards.components \['jpeg_compressibility'\] have no differentiable form"):
+        load_config(tiny, ["learner.algorithm=draft", "rewards.components=[{name: scene_check}, {name: jpeg_compressibility}]"])
+    assert load_config(tiny, ["learner.algorithm=draft"]).learner.draft.optimizer_steps == 2
 
 
 def test_an_embedding_semantic_signal_needs_a_clip_family_reward_of_the_run():

@@ -18,3 +18,10 @@ def test_loss_value_and_gradient_by_hand():
     loss.backward()
     # ∂L/∂θ = −3 + 0.1 (2θ + 2 (2θ − 1) · 2 / 0.25) = −3 + 0.1 · 1 = −2.9
     assert theta.grad.item() == pytest.approx(-2.9)
+
+
+def test_a_chain_without_kl_steps_has_kl_zero():
+    # draft with alpha = 0 passes no steps: L = −mean r, KL 0
+    r = torch.tensor([0.2, 0.6], requires_grad=True)
+    loss, parts = lasro_loss(r, [], [], [], alpha=0.0)
+    assert float(loss) == pytest.approx(-0.4) and parts["kl"] == 0.0
