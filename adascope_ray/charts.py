@@ -128,3 +128,30 @@ def stacked_bars(dest, xs: list[float], parts: dict[str, list[float]], title: st
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, frameon=False, ncol=min(4, max(len(parts), 1)))
     _save(fig, dest)
+
+
+@dataclass
+class Point:
+    """One setting: y ± err at x, and the values it pools (e.g. one per seed) as dots."""
+    label: str
+    x: float
+    y: float
+    err: float
+    parts: list[float]
+
+
+def points_chart(dest, points: list[Point], title: str = "", xlabel: str = "", ylabel: str = "") -> None:
+    """Settings as points with error bars and their parts beside them, a zero line for
+    "no change" (e.g. each window strategy's paired gain over the base against its cost)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), dpi=100)
+    ax.axhline(0.0, color=TRAIN_GREY, lw=1, ls="--")
+    for p in points:
+        line = ax.errorbar([p.x], [p.y], yerr=[p.err], fmt="o", ms=6, capsize=4, lw=1.6, label=p.label)
+        ax.plot([p.x] * len(p.parts), p.parts, ".", ms=5, alpha=0.5, color=line[0].get_color())
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _save(fig, dest)

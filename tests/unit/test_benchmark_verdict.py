@@ -1,37 +1,41 @@
-"""The window-strategies benchmark's scoring: cost to reach a target reward on a piecewise
-linear curve, and the verdict against the paper's headline (values worked by hand)."""
-import math
+"""The window-strategies benchmark's verdict on the paper's headline under the paired
+protocol (values worked by hand), and its chart of gains against cost."""
 import sys
 from pathlib import Path
 
-import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from window_strategies import cost_to_reach, verdict  # noqa: E402
+from window_strategies import verdict  # noqa: E402
 
 
-def test_cost_to_reach_interpolates_between_evaluations():
-    costs = np.array([0.0, 100.0, 200.0])
-    rewards = np.array([0.50, 0.54, 0.62])
-    # 0.58 lies halfway between 0.54 (cost 100) and 0.62 (cost 200): cost 150
-    assert math.isclose(cost_to_reach(costs, rewards, 0.58), 150.0)
-    # already at the target at the first evaluation: that evaluation's cost
-    assert cost_to_reach(costs, rewards, 0.45) == 0.0
-    assert cost_to_reach(costs, rewards, 0.70) == math.inf
+def _diff(d, se):
+    return {"b_minus_a": d, "se": se, "verdict": "better" if d > 2 * se else "worse" if d < -2 * se else "no difference"}
 
 
-def _row(strategy, start, final, reach):
-    return {"strategy": strategy, "start": start, "final_mean": final, "reach_vs_full_cost": reach}
+def test_the_headline_passes_only_better_by_two_se_at_half_the_cost():
+    rose = {"mean": 0.03, "se": 0.01}
+    # +0.014 ± 0.006: 2.33 SE, at 0.42 of the cost
+    assert verdict(_diff(0.014, 0.006), 0.42, rose).endswith("PASS")
+    # +0.011 ± 0.006 is 1.83 SE: no difference, however cheap
+    assert verdict(_diff(0.011, 0.006), 0.42, rose).endswith("FAIL")
+    # better, but at 0.6 of full's cost
+    assert verdict(_diff(0.014, 0.006), 0.60, rose).endswith("FAIL")
+    # the exact boundary: 2 SE is not more than 2 SE
+    assert verdict(_diff(0.012, 0.006), 0.5, rose).endswith("FAIL")
 
 
-def test_verdict_pass_fail_and_no_verdict():
-    full = _row("full", 0.50, 0.60, 1.0)
-    assert verdict([full, _row("adascope", 0.50, 0.62, 0.40)]).endswith("PASS")
-    # cheaper but ends lower than full
-    assert verdict([full, _row("adascope", 0.50, 0.58, 0.40)]).endswith("FAIL")
-    # ends higher but needs 0.6 of full's cost to get there
-    assert verdict([full, _row("adascope", 0.50, 0.65, 0.60)]).endswith("FAIL")
-    # full got worse: reaching its final reward is free, so no verdict either way
-    fell = _row("full", 0.50, 0.48, 1.0)
-    assert verdict([fell, _row("adascope", 0.50, 0.55, 0.0)]).startswith("NO VERDICT")
-    assert verdict([full]).startswith("NO VERDICT")
+def test_the_verdict_says_when_full_itself_does_not_rise():
+    # full −0.008 ± 0.004 (2 SE down, not up): the win is over a model that did not improve
+    said = verdict(_diff(0.014, 0.006), 0.42, {"mean": -0.008, "se": 0.004})
+    assert "PASS" in said and said.endswith("full itself does not rise above the base (-0.0080 ± 0.0040)")
+    assert "does not rise" not in verdict(_diff(0.014, 0.006), 0.42, {"mean": 0.03, "se": 0.01})
+
+
+def test_the_gain_chart_draws_every_setting(tmp_path):
+    from adascope_ray.charts import Point, points_chart
+
+    points_chart(tmp_path / "g.png", [Point("full", 1.0, -0.008, 0.008, [-0.011, -0.007, -0.007]),
+                                      Point("adascope", 0.42, 0.006, 0.012, [0.012, 0.005, 0.001])])
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (720, 400)
