@@ -370,6 +370,15 @@ MODEL_REWARDS = ("clip_score", "pickscore", "aesthetic", "hpsv2")
 CLIP_REWARDS = ("clip_score", "pickscore", "aesthetic")  # rewards whose scorer has a CLIP image embedder
 
 
+class SoftSceneConfig(_Strict):
+    """How smooth scene_check's differentiable form is (rewards/scene_soft.py), for the
+    learners that differentiate the reward (draft, lasro, sqdf with reward=differentiable).
+    Wider edges let a gradient step move further before the reward stops following it;
+    the logged and evaluated reward stays scene_check's own."""
+    temperature: float = Field(12.0, gt=0, le=1000, description="T: RGB units of the softmax that assigns a pixel to its nearest palette colour.")
+    edge: float = Field(5.0, gt=0, le=1000, description="W: RGB units of the logistic edge at scene_check's colour radius.")
+
+
 class RewardComponentConfig(_Strict):
     name: Literal["jpeg_compressibility", "jpeg_incompressibility", "color_match", "http", "clip_score", "pickscore", "aesthetic", "hpsv2", "ocr", "scene_check"] = Field(description="Reward scorer (see adascope_ray/rewards/); 'http' calls an external reward server at url; clip_score, pickscore, aesthetic and hpsv2 load weights from path; 'ocr' matches the prompt's quoted text with tesseract; 'scene_check' verifies shapes-world prompts (colour, count, shape, position, background).")
     path: str | None = Field(None, description="clip_score / pickscore / aesthetic: local transformers CLIPModel folder (config.json + weights); hpsv2: the checkpoint file; ocr: the tesseract program (None = 'tesseract' on PATH).")
@@ -383,6 +392,7 @@ class RewardComponentConfig(_Strict):
     protocol: Literal["json", "pickle"] = Field("json", description="http: payload convention: 'json' (base64 JPEGs, this project's own endpoint) or 'pickle' (JPEG bytes, the ddpo-pytorch / flow_grpo reward servers).")
     request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
     partial_credit: bool = Field(False, description="scene_check: graded checks (how near each is to passing) in place of pass / fail; a denser training signal. Held-out evaluation stays pass / fail.")
+    soft: SoftSceneConfig | None = Field(None, description="scene_check: the smoothness of its differentiable form (None: T = 12, W = 5).")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
     autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
@@ -401,6 +411,8 @@ class RewardComponentConfig(_Strict):
             raise ValueError(f"reward {self.name}: path (the CLIP weights folder) is required")
         if self.partial_credit and self.name != "scene_check":
             raise ValueError(f"reward {self.name}: partial_credit applies to 'scene_check' only")
+        if self.soft is not None and self.name != "scene_check":
+            raise ValueError(f"reward {self.name}: soft applies to 'scene_check' only")
         if (self.name == "aesthetic") != (self.head_path is not None):
             raise ValueError(f"reward {self.name}: head_path is required for 'aesthetic' and only for it")
         return self

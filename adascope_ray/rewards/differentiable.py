@@ -105,5 +105,6 @@ def differentiable_reward(component):
     if component.name == "scene_check":
         from .scene_soft import SoftSceneCheck
 
-        return SoftSceneCheck()
+        soft = component.soft
+        return SoftSceneCheck() if soft is None else SoftSceneCheck(soft.temperature, soft.edge)
     return DifferentiableReward(component.name, build_scorer(component.name, **component.scorer_options()))

@@ -33,8 +33,8 @@ import torch
 from ..world.scenes import BACKGROUNDS, OBJECT_COLORS, shape_area
 from .scene_check import _BG_SPAN, _COLS, COLOR_RADIUS, SOFT_POS, parse_prompt
 
-TEMPERATURE = 12.0  # T: RGB units of the softmax over palette colours
-EDGE = 5.0          # W: RGB units of the logistic edge at COLOR_RADIUS
+TEMPERATURE = 12.0  # T: RGB units of the softmax over palette colours (the default)
+EDGE = 5.0          # W: RGB units of the logistic edge at COLOR_RADIUS (the default)
 
 
 class SoftSceneCheck:
@@ -42,7 +42,8 @@ class SoftSceneCheck:
 
     name = "scene_check"
 
-    def __init__(self):
+    def __init__(self, temperature: float = TEMPERATURE, edge: float = EDGE):
+        self.temperature, self.edge = float(temperature), float(edge)
         self.palette = torch.as_tensor(_COLS, dtype=torch.float32)                # (J, 3)
         self.objects = list(OBJECT_COLORS)
         self.backgrounds = list(BACKGROUNDS)
@@ -52,8 +53,8 @@ class SoftSceneCheck:
         p = 255.0 * x.permute(0, 2, 3, 1)                                          # (B, H, W, 3)
         q = self.palette.to(p)
         d2 = ((p[..., None, :] - q) ** 2).sum(-1)                                  # (B, H, W, J)
-        nearest = torch.softmax(-d2 / (2 * TEMPERATURE**2), dim=-1)[..., : len(self.objects)]
-        within = torch.sigmoid((COLOR_RADIUS - d2[..., : len(self.objects)].clamp_min(1e-6).sqrt()) / EDGE)
+        nearest = torch.softmax(-d2 / (2 * self.temperature**2), dim=-1)[..., : len(self.objects)]
+        within = torch.sigmoid((COLOR_RADIUS - d2[..., : len(self.objects)].clamp_min(1e-6).sqrt()) / self.edge)
         return (nearest * within).permute(0, 3, 1, 2)                               # (B, C, H, W)
 
     def checks(self, x: torch.Tensor, prompts: list[str]) -> list[dict[str, torch.Tensor]]:

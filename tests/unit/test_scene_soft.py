@@ -55,3 +55,38 @@ def test_gradient_matches_finite_differences():
     prompts = ["a red square on the left, white background", "two blue circles at the top, black background"]
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: S(t, prompts), (x,), eps=1e-6, atol=1e-5)
+
+
+def test_smoothness_settings_by_hand():
+    # one pixel 60 RGB units from red along the red axis, T = 40, W = 20:
+    # m_red = softmax_j(−d_j² / 2T²)_red · σ((R − d_red) / W), d_j to every palette colour
+    from adascope_ray.rewards.scene_check import _COLS, COLOR_RADIUS
+
+    red = np.asarray(OBJECT_COLORS["red"], np.float64)
+    p = red - np.array([60.0, 0, 0])
+    d = np.linalg.norm(np.asarray(_COLS, np.float64) - p, axis=1)
+    t, w = 40.0, 20.0
+    e = np.exp(-(d ** 2) / (2 * t * t) + (d ** 2).min() / (2 * t * t))
+    c = list(OBJECT_COLORS).index("red")
+    want = e[c] / e.sum() / (1 + np.exp(-(COLOR_RADIUS - d[c]) / w))
+    x = torch.as_tensor(p / 255.0, dtype=torch.float64).view(1, 3, 1, 1)
+    got = SoftSceneCheck(t, w).memberships(x)[0, c, 0, 0].item()
+    assert abs(got - want) < 1e-9
+    # the default is sharper: the same pixel is assigned to red with less doubt
+    sharp = SoftSceneCheck().memberships(x)[0, c, 0, 0].item()
+    assert sharp > got
+
+
+def test_soft_is_refused_for_other_rewards_by_name():
+    import pytest
+    from pydantic import ValidationError
+
+    from adascope_ray.config import RewardComponentConfig
+    from adascope_ray.rewards.differentiable import differentiable_reward
+
+    with pytest.raises(ValidationError, match="soft applies to 'scene_check' only"):
+        RewardComponentConfig(name="jpeg_compressibility", soft={"temperature": 40})
+    with pytest.raises(ValidationError, match="edge"):
+        RewardComponentConfig(name="scene_check", soft={"edge": 0})
+    built = differentiable_reward(RewardComponentConfig(name="scene_check", soft={"temperature": 40, "edge": 20}))
+    assert (built.temperature, built.edge) == (40.0, 20.0)
