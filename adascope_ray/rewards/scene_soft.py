@@ -20,6 +20,9 @@ is what the learner differentiates.
                          1 − Σ_c m_c (the median of scene_check: a mean here, for the gradient)
     score  = mean of the checks that apply
 
+T and W come from the component's `soft` settings (rewards.components[].soft; default
+T = 12, W = 5): wider ones smooth the reward further from scene_check's pass / fail.
+
 Ours (the sources have no such reward): every choice above. It has no shape term: a
 shape is a property of a blob, and blobs (connected components) have no gradient; on
 the world's renders it scores matching captions above captions that differ in colour,
