@@ -393,6 +393,7 @@ class RewardComponentConfig(_Strict):
     request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
     partial_credit: bool = Field(False, description="scene_check: graded checks (how near each is to passing) in place of pass / fail; a denser training signal. Held-out evaluation stays pass / fail.")
     soft: SoftSceneConfig | None = Field(None, description="scene_check: the smoothness of its differentiable form (None: T = 12, W = 5).")
+    aggregate: Literal["mean", "product"] = Field("mean", description="scene_check: how the checks make the score: their mean, or their product, with which a sample gains only by keeping every check (one check cannot pay for another). It is the run's reward, so its in-run evaluation scores the product too; benchmarks/learning.py scores held-out captions with the mean.")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
     autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
@@ -413,6 +414,8 @@ class RewardComponentConfig(_Strict):
             raise ValueError(f"reward {self.name}: partial_credit applies to 'scene_check' only")
         if self.soft is not None and self.name != "scene_check":
             raise ValueError(f"reward {self.name}: soft applies to 'scene_check' only")
+        if self.aggregate != "mean" and self.name != "scene_check":
+            raise ValueError(f"reward {self.name}: aggregate applies to 'scene_check' only")
         if (self.name == "aesthetic") != (self.head_path is not None):
             raise ValueError(f"reward {self.name}: head_path is required for 'aesthetic' and only for it")
         return self
@@ -427,7 +430,7 @@ class RewardComponentConfig(_Strict):
         if self.name == "ocr":
             return {"path": self.path}
         if self.name == "scene_check":
-            return {"graded": self.partial_credit}
+            return {"graded": self.partial_credit, "aggregate": self.aggregate}
         if self.name in MODEL_REWARDS:
             opts = {"path": self.path, "processor_path": self.processor_path, "device": self.device, "dtype": self.dtype}
             return {**opts, "head_path": self.head_path} if self.name == "aesthetic" else opts
@@ -521,6 +524,9 @@ class Config(_Strict):
             if bad:
                 raise ValueError(f"{what}: rewards.components {bad} have no differentiable form (only {sorted(DIFFERENTIABLE_REWARDS)})"
                                  + ("; use learner.sqdf.reward=surrogate" if lr.algorithm == "sqdf" else ""))
+            if any(c.aggregate != "mean" for c in self.rewards.components):
+                raise ValueError(f"{what}: scene_check's differentiable form is the mean of its checks; "
+                                 "rewards.components[].aggregate=product has none")
         if w.strategy == "credit" and not w.reward_trace.enabled:
             raise ValueError("window.strategy=credit reads the reward trace: set window.reward_trace.enabled=true")
         if w.adascope.tau_r is not None and not w.reward_trace.enabled:

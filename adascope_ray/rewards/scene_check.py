@@ -10,6 +10,7 @@ idea with colour segmentation in place of a model).
                          when the prompt names a position)
              background  1 if the image's non-blob pixels are nearest the named colour
     score  = mean of the checks that apply, in [0, 1]
+             (aggregate="product": their product, 1 only when every check passes)
 
 Partial credit (`graded=True`, a training signal; held-out evaluation stays binary):
 each check becomes a number that moves with how near the image is to passing; the
@@ -190,13 +191,17 @@ def _background(rest: np.ndarray, named: str, graded: bool) -> float:
 
 
 class SceneCheck:
-    """score = mean of the applicable checks; `breakdown(...)` gives them one by one.
-    graded=True gives partial credit (module docstring)."""
+    """score = mean of the applicable checks (aggregate="product": their product, so
+    that a sample scores 1 only when every check passes and one check cannot make up
+    for another); `breakdown(...)` gives them one by one. graded=True gives partial
+    credit (module docstring)."""
 
     name = "scene_check"
 
-    def __init__(self, graded: bool = False):
-        self.graded = graded
+    def __init__(self, graded: bool = False, aggregate: str = "mean"):
+        if aggregate not in ("mean", "product"):
+            raise ValueError(f"scene_check: aggregate must be 'mean' or 'product', got {aggregate!r}")
+        self.graded, self.aggregate = graded, aggregate
 
     def breakdown(self, images: np.ndarray, prompts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         claims = [parse_prompt(p) for p in prompts]
@@ -205,7 +210,8 @@ class SceneCheck:
             raise ValueError(f"reward 'scene_check': {bad!r} is not a shapes-world prompt "
                              "(count, colour and shape words are needed)")
         per = [check_image(im, c, self.graded) for im, c in zip(images, claims)]
-        scores = np.asarray([np.mean(list(d.values())) for d in per], dtype=np.float32)
+        combine = np.mean if self.aggregate == "mean" else np.prod
+        scores = np.asarray([combine(list(d.values())) for d in per], dtype=np.float32)
         # a check that does not apply to a prompt is NaN in the breakdown
         parts = {k: np.asarray([d.get(k, np.nan) for d in per], dtype=np.float32) for k in CHECKS}
         return scores, parts

@@ -77,6 +77,10 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["data.prompts_per_iteration=3", "sampler.num_samplers=2"])
     with pytest.raises(ConfigError, match="partial_credit applies to 'scene_check' only"):
         load_config(Path(CONFIGS[0]), ["rewards.components=[{name: color_match, partial_credit: true}]"])
+    with pytest.raises(ConfigError, match="aggregate applies to 'scene_check' only"):
+        load_config(Path(CONFIGS[0]), ["rewards.components=[{name: color_match, aggregate: product}]"])
+    with pytest.raises(ConfigError, match="aggregate=product has none"):
+        load_config(Path(CONFIGS[0]), ["learner.algorithm=draft", "rewards.components=[{name: scene_check, aggregate: product}]"])
     # the learner would train float32 weights the samplers run in bf16: every ratio would clip
     with pytest.raises(ConfigError, match="model.dtype=bfloat16 with model.trainable=full"):
         load_config(Path(CONFIGS[0]), ["model.trainable=full", "model.dtype=bfloat16"])

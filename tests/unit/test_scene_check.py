@@ -47,6 +47,34 @@ def test_each_check_against_a_hand_drawn_scene(two_red_squares_left, prompt, che
     assert got == checks
 
 
+@pytest.mark.parametrize("prompt,want", [
+    # the hand-worked checks above, multiplied: one failed check takes the whole score
+    ("two red squares on the left, gray background", 1.0),
+    ("three red squares on the left, gray background", 0.0),
+    ("two red squares on the right, gray background", 0.0),
+    ("two red squares, white background", 0.0),
+])
+def test_product_of_the_checks(two_red_squares_left, prompt, want):
+    score, parts = SceneCheck(aggregate="product").breakdown(two_red_squares_left[None], [prompt])
+    assert score[0] == want
+    mean_score, mean_parts = SceneCheck().breakdown(two_red_squares_left[None], [prompt])
+    assert {k: list(v) for k, v in parts.items() if not np.isnan(v[0])} == \
+        {k: list(v) for k, v in mean_parts.items() if not np.isnan(v[0])}  # the breakdown does not change
+
+
+def test_product_of_graded_checks_is_their_product(two_red_squares_left):
+    # graded: a third square drawn as a disc gives a fractional shape check (2 of 3 blobs)
+    img = paint(two_red_squares_left.copy(), DISC(15, 24), "red")
+    prompt = "three red squares, gray background"
+    _, parts = SceneCheck(graded=True).breakdown(img[None], [prompt])
+    checks = [float(v[0]) for v in parts.values() if not np.isnan(v[0])]
+    assert 0 < min(checks) < 1                                                 # something to multiply
+    score, _ = SceneCheck(graded=True, aggregate="product").breakdown(img[None], [prompt])
+    assert score[0] == pytest.approx(float(np.prod(checks)), rel=1e-6)
+    with pytest.raises(ValueError, match="aggregate must be 'mean' or 'product'"):
+        SceneCheck(aggregate="min")
+
+
 def test_shapes_from_their_pixels():
     for mask, name in ((SQUARE(15, 15), "square"), (DISC(15, 15), "circle"), (TRIANGLE(15, 15), "triangle")):
         assert shape_of(np.argwhere(mask)) == name
