@@ -393,7 +393,7 @@ class RewardComponentConfig(_Strict):
     request_timeout_s: float = Field(60.0, gt=0, description="http: timeout of one request to the server.")
     partial_credit: bool = Field(False, description="scene_check: graded checks (how near each is to passing) in place of pass / fail; a denser training signal. Held-out evaluation stays pass / fail.")
     soft: SoftSceneConfig | None = Field(None, description="scene_check: the smoothness of its differentiable form (None: T = 12, W = 5).")
-    aggregate: Literal["mean", "product"] = Field("mean", description="scene_check: how the checks make the score: their mean, or their product, with which a sample gains only by keeping every check (one check cannot pay for another). It is the run's reward, so its in-run evaluation scores the product too; benchmarks/learning.py scores held-out captions with the mean.")
+    aggregate: Literal["mean", "product"] = Field("mean", description="scene_check: how the checks make the score: their mean, or their product, with which a sample gains only by keeping every check (one check cannot pay for another). Held-out evaluation (in-run and benchmarks/learning.py) stays the mean.")
     weight: float = Field(1.0, description="Weight in the combined reward.")
     num_replicas: int | None = Field(None, ge=1, le=1024, description="Fixed number of Serve replicas (None = 1, or as autoscaling decides when that is set).")
     autoscaling: AutoscalingConfig | None = Field(None, description="Let Serve scale this deployment between bounds; excludes num_replicas.")
@@ -419,6 +419,12 @@ class RewardComponentConfig(_Strict):
         if (self.name == "aesthetic") != (self.head_path is not None):
             raise ValueError(f"reward {self.name}: head_path is required for 'aesthetic' and only for it")
         return self
+
+    def evaluation_options(self) -> dict:
+        """Keyword arguments of this reward's scorer as evaluations score: scene_check
+        pass / fail and the mean of its checks whatever training uses."""
+        opts = self.scorer_options()
+        return opts | {"graded": False, "aggregate": "mean"} if self.name == "scene_check" else opts
 
     def scorer_options(self) -> dict:
         """Keyword arguments of this reward's scorer."""

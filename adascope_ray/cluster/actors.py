@@ -84,7 +84,7 @@ class SamplerWorker:
         for batch in batches:
             self._check_version(batch)
             rollout = self.sampler.sample(batch)
-            r = self._score(rollout.images, rollout.prompts)
+            r = self._score(rollout.images, rollout.prompts, evaluation=True)
             out.append({"total": r.total, "components": r.components, "rows": rollout.sampler_forward_rows,
                         "images": rollout.images[:grid_prompts]})
         return out
@@ -112,11 +112,13 @@ class SamplerWorker:
                     raise
                 time.sleep(min(2.0 ** attempt, 30.0))  # a redeploy on a busy machine takes tens of seconds
 
-    def _score(self, images, prompts):
-        """The reward application's RewardResult; retried, bounded (a lasting failure surfaces)."""
+    def _score(self, images, prompts, evaluation: bool = False):
+        """The reward application's RewardResult (evaluation: each reward's held-out form);
+        retried, bounded (a lasting failure surfaces)."""
         from .serve_app import reward_handle
 
-        return self._retried(lambda: reward_handle(self.reward_app).score.remote(images, prompts).result(timeout_s=self.timeout_s))
+        return self._retried(lambda: reward_handle(self.reward_app).score.remote(images, prompts, evaluation)
+                             .result(timeout_s=self.timeout_s))
 
 
 class LearnerWorker:

@@ -24,15 +24,20 @@ from ..types import RewardResult
 class ScoreRequest:
     images: np.ndarray   # (n, H, W, 3) uint8
     prompts: list[str]   # n
+    evaluation: bool = False  # score with the reward's evaluation form (RewardComponentConfig.evaluation_options)
 
 
 @serve.deployment
 class RewardComponent:
     """One reward model. Concurrent requests are scored as one batch."""
 
-    def __init__(self, name: str, max_batch_size: int, batch_wait_timeout_s: float, options: dict | None = None):
+    def __init__(self, name: str, max_batch_size: int, batch_wait_timeout_s: float, options: dict | None = None,
+                 eval_options: dict | None = None):
         setup_worker()
         self.scorer = build_scorer(name, **(options or {}))
+        # the held-out form (scene_check pass / fail, mean of the checks) where training differs from it
+        differs = eval_options is not None and eval_options != (options or {})
+        self.eval_scorer = build_scorer(name, **eval_options) if differs else self.scorer
         self.name = name
         self.score.set_max_batch_size(max_batch_size)
         self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
@@ -42,13 +47,24 @@ class RewardComponent:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def score(self, requests: list[ScoreRequest]) -> list[dict[str, np.ndarray]]:
         """Per request {name: (n,) scores} plus {name/check: (n,)} for a scorer that
-        reports a breakdown (NaN where a check does not apply)."""
+        reports a breakdown (NaN where a check does not apply). Training and evaluation
+        requests of one batch are scored apart, each by its own form."""
+        results: list[dict[str, np.ndarray] | None] = [None] * len(requests)
+        for evaluation in (False, True):
+            idx = [i for i, r in enumerate(requests) if r.evaluation == evaluation]
+            if idx:
+                for i, out in zip(idx, self._score_all([requests[i] for i in idx], evaluation)):
+                    results[i] = out
+        return results
+
+    def _score_all(self, requests: list[ScoreRequest], evaluation: bool) -> list[dict[str, np.ndarray]]:
+        scorer = self.eval_scorer if evaluation else self.scorer
         images = np.concatenate([r.images for r in requests])
         prompts = [p for r in requests for p in r.prompts]
-        if hasattr(self.scorer, "breakdown"):
-            scores, parts = self.scorer.breakdown(images, prompts)
+        if hasattr(scorer, "breakdown"):
+            scores, parts = scorer.breakdown(images, prompts)
         else:
-            scores, parts = self.scorer(images, prompts), {}
+            scores, parts = scorer(images, prompts), {}
         out = {self.name: check_scores(self.name, scores, len(prompts)),
                **{f"{self.name}/{k}": check_scores(self.name, v, len(prompts)) for k, v in parts.items()}}
         self.batch_sizes.append(len(prompts))
@@ -84,10 +100,12 @@ class RewardIngress:
         self.components = components  # name -> DeploymentHandle
         self.max_request_bytes = max_request_bytes
 
-    async def score(self, images: np.ndarray, prompts: list[str]) -> RewardResult:
+    async def score(self, images: np.ndarray, prompts: list[str], evaluation: bool = False) -> RewardResult:
+        """The weighted reward; evaluation=True scores with each reward's evaluation form
+        (what the in-run evaluation reports: scene_check pass / fail, mean of its checks)."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        req = ScoreRequest(np.asarray(images, dtype=np.uint8), list(prompts))
+        req = ScoreRequest(np.asarray(images, dtype=np.uint8), list(prompts), bool(evaluation))
         names = list(self.components)
         results = await asyncio.gather(*(self.components[n].score.remote(req) for n in names))
         comps = {k: np.asarray(v, dtype=np.float32) for r in results for k, v in r.items()}
@@ -137,7 +155,7 @@ def build_reward_app(rewards_cfg):
             name=f"reward_{c.name}", **scaling_options(c),
             max_ongoing_requests=max(5, 2 * c.max_batch_size),  # room to fill a batch
             ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
-        ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s, c.scorer_options())
+        ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s, c.scorer_options(), c.evaluation_options())
     weights = {c.name: c.weight for c in rewards_cfg.components}
     return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
                                   logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)))

@@ -306,6 +306,36 @@ def test_scene_check_reward_serves_its_breakdown(ray_cluster):
         serve.delete("shapes")
 
 
+def test_evaluation_requests_score_scene_checks_pass_fail_and_by_their_mean(ray_cluster):
+    """A run that trains on scene_check's partial credit and product still evaluates with
+    the held-out form: the app scores evaluation requests like SceneCheck() and training
+    requests like SceneCheck(graded=True, aggregate="product"), both run here directly."""
+    from ray import serve
+
+    from adascope_ray.cluster.serve_app import app_builder
+    from adascope_ray.rewards.scene_check import SceneCheck
+    from adascope_ray.world.scenes import dataset
+
+    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
+    handle = serve.run(app_builder({"components": [{"name": "scene_check", "partial_credit": True,
+                                                    "aggregate": "product"}]}),
+                       name="shapes-forms", route_prefix="/forms", blocking=False)
+    try:
+        scenes, captions, _ = dataset(6, seed=3, size=32)
+        images = np.stack(scenes)
+        prompts = captions[1:] + captions[:1]  # each image under another caption: checks fail in part
+        want_train = SceneCheck(graded=True, aggregate="product").breakdown(images, prompts)
+        want_eval = SceneCheck().breakdown(images, prompts)
+        assert not np.allclose(want_train[0], want_eval[0])  # the two forms differ on these images
+        for evaluation, (scores, parts) in ((False, want_train), (True, want_eval)):
+            got = handle.score.remote(images, prompts, evaluation).result(timeout_s=120)
+            np.testing.assert_allclose(got.total, scores, rtol=1e-6)
+            for k, v in parts.items():
+                np.testing.assert_allclose(got.components[f"scene_check/{k}"], v, rtol=1e-6, equal_nan=True)
+    finally:
+        serve.delete("shapes-forms")
+
+
 def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path):
     from ray import serve
 

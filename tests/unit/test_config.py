@@ -198,3 +198,12 @@ def test_the_reward_evolution_end_needs_the_reward_trace():
         load_config(tiny, ["window.adascope.tau_r=1.5", "window.reward_trace.enabled=true"])
     ok = load_config(tiny, ["window.adascope.tau_r=0.8", "window.reward_trace.enabled=true"])
     assert ok.window.adascope.tau_r == 0.8 and ok.window.reward_trace.probe_every == 4
+
+
+def test_evaluation_scores_scene_check_pass_fail_by_the_mean_whatever_training_uses():
+    from adascope_ray.config import RewardComponentConfig
+
+    trained = RewardComponentConfig(name="scene_check", partial_credit=True, aggregate="product")
+    assert trained.scorer_options() == {"graded": True, "aggregate": "product"}
+    assert trained.evaluation_options() == {"graded": False, "aggregate": "mean"}
+    assert RewardComponentConfig(name="jpeg_compressibility").evaluation_options() == {}
