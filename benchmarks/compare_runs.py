@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adascope_ray.core.paired import paired_difference  # noqa: E402
 
-MUST_AGREE = ("split", "eval_prompts", "eval_seeds", "iterations")
+MUST_AGREE = ("eval_prompts", "eval_seeds", "iterations")
 
 
 def load_side(paths: str) -> tuple[dict, dict[int, dict]]:
@@ -51,8 +51,14 @@ def compare(a_paths: str, b_paths: str, which: str = "split") -> dict:
     seeds = sorted(set(ra) & set(rb))
     if not seeds:
         raise SystemExit(f"no training seed on both sides (A: {sorted(ra)}, B: {sorted(rb)})")
-    out = {"set": which, "split": ha["split"], "seeds": seeds, "per_seed": {}}
-    which = ha["split"] if which == "split" else "train"
+    if which == "split":
+        if "," in ha["split"] or ha["split"] != hb["split"]:
+            raise SystemExit(f"the sides hold the splits {ha['split']!r} and {hb['split']!r}: name one with --set")
+        which = ha["split"]
+    for h, side in ((ha, "A"), (hb, "B")):
+        if which != "train" and which not in h["split"].split(","):
+            raise SystemExit(f"side {side} holds the split(s) {h['split']!r}, not {which!r}")
+    out = {"set": which, "split": which if which != "train" else ha["split"], "seeds": seeds, "per_seed": {}}
     pooled_a, pooled_b = [], []
     for s in seeds:
         a, b = ra[s][which], rb[s][which]
@@ -74,11 +80,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("a", help="learning.py result(s) of setting A, comma-separated")
     ap.add_argument("b", help="learning.py result(s) of setting B, comma-separated")
-    ap.add_argument("--set", default="split", choices=["split", "train"],
-                    help="which evaluation: the held-out split's captions (validation or test, as run) or the training captions")
+    ap.add_argument("--set", default="split", choices=["split", "validation", "test", "train"],
+                    help="which evaluation: the held-out split's captions (as run; name validation or test when a file holds both) or the training captions")
     args = ap.parse_args(argv)
     out = compare(args.a, args.b, args.set)
-    print(f"B − A, final checkpoints, {out['split'] if args.set == 'split' else 'training'} captions, paired:")
+    print(f"B − A, final checkpoints, {out['set'] if args.set != 'train' else 'training'} captions, paired:")
     for s, r in out["per_seed"].items():
         ga, gb = r["gain_a"], r["gain_b"]
         print(f"  seed {s}: {r['b_minus_a']:+.4f} ± {r['se']:.4f} (n={r['n']}, {r['verdict']});"

@@ -1,14 +1,15 @@
 """Does training make the model better? Paired held-out gains over several training seeds.
 
     .venv/bin/python benchmarks/learning.py [--config configs/tiny.yaml] [--seeds 0,1,2]
-        [--iterations 30] [--eval-prompts 48] [--eval-seeds 0,1,2,3] [--split test]
+        [--iterations 30] [--eval-prompts 48] [--eval-seeds 0,1,2,3] [--split test|validation|validation,test]
         [--train-prompts 16] [--train-seeds 2] [--select-every N] [--tag NAME] [key=value ...]
 
 For each training seed, a fresh in-process run of the config (plain Sampler, the
 config's rewards and Learner, no Ray; run.seed and learner.seed set to the seed):
 the base policy and the trained one are each evaluated on the same captions with the
 same noise (adascope_ray.evaluation), on two caption sets:
-  - `split` (test by default: captions no rule or calibration ever sees; world.splits),
+  - `split` (test by default: captions no rule or calibration ever sees; world.splits;
+    `validation,test` scores both, the first to decide on and the second to report),
   - the training captions themselves (the first train_prompts, the first train_seeds noise seeds),
 and the paired gain trained − base is reported with its standard error (ddof = 1) and
 the verdict (better / worse / no difference at 2 SE). Beside the reward, within-prompt
@@ -158,7 +159,7 @@ def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, sp
     cfg = load_config(cfg_path, overrides + [f"run.seed={seed}", f"learner.seed={seed}"])
     loop = InProcessLoop(cfg)
     score = held_out_reward(cfg)
-    sets = {split: (split_captions(split, eval_prompts, seed=0), eval_seeds),
+    sets = {**{name: (split_captions(name, eval_prompts, seed=0), eval_seeds) for name in split.split(",")},
             "train": (list(dict.fromkeys(loop.prompts))[:train_prompts], eval_seeds[:train_seeds])}
     t0 = time.perf_counter()
     base = {name: base_evaluation(cfg, loop, score, p, sd) for name, (p, sd) in sets.items()}
@@ -198,7 +199,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--eval-prompts", type=int, default=48)
     ap.add_argument("--eval-seeds", default="0,1,2,3")
-    ap.add_argument("--split", default="test", choices=["validation", "test"])
+    ap.add_argument("--split", default="test", choices=["validation", "test", "validation,test"])
     ap.add_argument("--train-prompts", type=int, default=16, help="training captions evaluated (with the first two noise seeds)")
     ap.add_argument("--train-seeds", type=int, default=2, help="noise seeds of the training captions' evaluation (the first of --eval-seeds)")
     ap.add_argument("--select-every", type=int, default=0, help="evaluate the config's validation captions every N iterations and also score the best weights (0: off)")
@@ -212,7 +213,7 @@ def main() -> None:
                              args.train_prompts, args.train_seeds, args.select_every))
     pooled = {}
     which = [("", lambda r: r)] + ([("selected ", lambda r: r["selected"])] if args.select_every else [])
-    for (label, get), name in ((w, n) for w in which for n in (args.split, "train")):
+    for (label, get), name in ((w, n) for w in which for n in (*args.split.split(","), "train")):
         rs = [get(r) for r in runs]
         d = paired_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in rs]),
                               np.concatenate([np.ravel(r[name]["final_total"]) for r in rs]))

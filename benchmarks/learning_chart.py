@@ -40,7 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     files = [json.loads(Path(f).read_text()) for f in args.results]
     runs = [r for f in files for r in f["runs"]]
-    split = files[0]["split"]
+    split = files[0]["split"].split(",")[-1]  # the reporting split when a run scored two
     checks = [k for k in runs[0][split]["gain"] if k.startswith("scene_check/") or k == "reward"]
     moving = [k for k in checks if k == "reward" or any(abs(r[split]["gain"][k]["mean"]) > 0 or r[split]["gain"][k]["se"] > 0
                                                        for r in runs)]
