@@ -74,7 +74,8 @@ def main() -> None:
     ax_r.set_title(f"held-out and training captions, {len(runs)} seeds")
     ax_r.legend(fontsize=8)
     ax_r.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{files[0]['config']}, {files[0]['iterations']} iterations", fontsize=10)
+    shown = [o for o in files[0]["overrides"] if "torch_threads" not in o]  # what changes the setting
+    fig.suptitle(f"{files[0]['config']} {' '.join(shown)}, {files[0]['iterations']} iterations", fontsize=10)
     fig.tight_layout()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
