@@ -446,7 +446,7 @@ class RewardComponentConfig(_Strict):
 class RewardsConfig(_Strict):
     components: list[RewardComponentConfig] = Field(default_factory=lambda: [RewardComponentConfig(name="jpeg_compressibility")], min_length=1, description="Reward components, combined by weight.")
     app_name: str = Field("adascope-rewards", min_length=1, description="Serve application name.")
-    deploy: Literal["own", "attach", "attach_or_own"] = Field("own", description="'own': the run deploys the app and removes it at the end; 'attach': use a running app of this name (e.g. from `serve deploy deploy/rewards.yaml`), error if absent; 'attach_or_own': attach if running, else deploy.")
+    deploy: Literal["own", "attach", "attach_or_own"] = Field("own", description="'own': the run deploys the app and removes it at the end; 'attach': use a running app of this name (e.g. from `serve deploy deploy/rewards.yaml`), error if absent or if it scores other components, weights or options than these; 'attach_or_own': attach if running, else deploy.")
     route_prefix: str = Field("/rewards", pattern=r"^/", description="HTTP route of the reward application.")
     http_host: str = Field("127.0.0.1", description="Serve HTTP bind address (loopback unless you mean otherwise).")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port.")

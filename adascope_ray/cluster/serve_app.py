@@ -94,11 +94,17 @@ class RewardComponent:
 class RewardIngress:
     """Fans a request out to every component and returns the weighted sum."""
 
-    def __init__(self, weights: dict[str, float], components: dict, max_request_bytes: int = 64 << 20):
+    def __init__(self, weights: dict[str, float], components: dict, max_request_bytes: int = 64 << 20,
+                 spec: dict | None = None):
         setup_worker()
         self.weights = weights
         self.components = components  # name -> DeploymentHandle
         self.max_request_bytes = max_request_bytes
+        self.spec = spec  # what it scores (reward_spec), for a run that attaches to check against its config
+
+    def describe(self) -> dict | None:
+        """reward_spec of the config this app was built from."""
+        return self.spec
 
     async def score(self, images: np.ndarray, prompts: list[str], evaluation: bool = False) -> RewardResult:
         """The weighted reward; evaluation=True scores with each reward's evaluation form
@@ -158,7 +164,38 @@ def build_reward_app(rewards_cfg):
         ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s, c.scorer_options(), c.evaluation_options())
     weights = {c.name: c.weight for c in rewards_cfg.components}
     return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
-                                  logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)))
+                                  logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)),
+                                                             reward_spec(rewards_cfg))
+
+
+def reward_spec(rewards_cfg) -> dict:
+    """What an app built from this config scores: per component its weight and its scorer's
+    options, training and evaluation forms (not how it scales, which may change while it runs)."""
+    return {c.name: {"weight": c.weight, "options": c.scorer_options(), "evaluation": c.evaluation_options()}
+            for c in rewards_cfg.components}
+
+
+def spec_differences(served: dict, wanted: dict) -> list[str]:
+    """What differs between a served app's reward_spec and a config's, one phrase each."""
+    out = [f"it lacks {n!r}" for n in wanted if n not in served]
+    out += [f"it also scores {n!r}" for n in served if n not in wanted]
+    for n in (n for n in wanted if n in served):
+        for key in ("weight", "options", "evaluation"):
+            if served[n].get(key) != wanted[n][key]:
+                out.append(f"{n!r} {key} {served[n].get(key)!r}, the config {wanted[n][key]!r}")
+    return out
+
+
+def check_attached(rewards_cfg, timeout_s: float = 60.0) -> None:
+    """Refuse to train on a running app that scores something other than the config says."""
+    served = reward_handle(rewards_cfg.app_name).describe.remote().result(timeout_s=timeout_s)
+    if served is None:  # an app built without its spec: nothing to check against
+        return
+    diff = spec_differences(served, reward_spec(rewards_cfg))
+    if diff:
+        raise RewardAppError(f"reward application {rewards_cfg.app_name!r} is running but does not score what this "
+                             f"run's rewards.components say: {'; '.join(diff)}. Redeploy it from this config, "
+                             "or give this run another rewards.app_name")
 
 
 def app_builder(args: dict):
@@ -234,6 +271,7 @@ def app_running(app_name: str) -> bool:
 def ensure_rewards(rewards_cfg) -> bool:
     """Deploy or attach per rewards.deploy. Returns True when this run deployed it."""
     if rewards_cfg.deploy != "own" and app_running(rewards_cfg.app_name):
+        check_attached(rewards_cfg, rewards_cfg.ready_timeout_s)
         return False
     if rewards_cfg.deploy == "attach":
         raise RewardAppError(

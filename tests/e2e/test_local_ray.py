@@ -336,7 +336,7 @@ def test_evaluation_requests_score_scene_checks_pass_fail_and_by_their_mean(ray_
         serve.delete("shapes-forms")
 
 
-def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path):
+def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_path, capsys):
     from ray import serve
 
     from adascope_ray.cluster.serve_app import app_builder
@@ -349,11 +349,21 @@ def test_run_attaches_to_a_running_reward_app_and_leaves_it(ray_cluster, tmp_pat
     assert main(base + ["run.name=a0"]) == 2
 
     serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster["http_port"]})
-    serve.run(app_builder({"components": [{"name": "jpeg_incompressibility"}]}),
+    serve.run(app_builder({"components": [{"name": "jpeg_incompressibility", "weight": 2.0}]}),
               name="shared-rewards", route_prefix="/shared", blocking=False)
     try:
-        assert main(base + ["run.name=a1"]) == 0
-        row = json.loads((tmp_path / "a1" / "metrics.jsonl").read_text().splitlines()[0])
+        # tiny_jpeg.yaml asks for jpeg_compressibility: the app scores something else, refused by name
+        capsys.readouterr()
+        assert main(base + ["run.name=a1"]) == 2
+        err = capsys.readouterr().err
+        assert "it lacks 'jpeg_compressibility'" in err and "it also scores 'jpeg_incompressibility'" in err
+        assert not (tmp_path / "a1" / "metrics.jsonl").exists()
+        mismatch = ["rewards.components=[{name: jpeg_incompressibility, weight: 1.0}]"]
+        assert main(base + mismatch + ["run.name=a2"]) == 2  # the same reward at another weight: refused too
+        assert "'jpeg_incompressibility' weight 2.0, the config 1.0" in capsys.readouterr().err
+        same = ["rewards.components=[{name: jpeg_incompressibility, weight: 2.0}]"]
+        assert main(base + same + ["run.name=a3"]) == 0
+        row = json.loads((tmp_path / "a3" / "metrics.jsonl").read_text().splitlines()[0])
         assert "reward/jpeg_incompressibility" in row and row["reward_mean"] > 0  # the attached app scored it
         assert "shared-rewards" in serve.status().applications  # an attached app is left running
     finally:
