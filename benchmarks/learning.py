@@ -55,7 +55,7 @@ def held_out_reward(cfg):
     of its checks even when training uses its partial credit or their product."""
     from adascope_ray.rewards.combine import CombinedReward
 
-    return CombinedReward([c.model_copy(update={"partial_credit": False, "aggregate": "mean"}) for c in cfg.rewards.components])
+    return CombinedReward(cfg.rewards.components, evaluation=True)
 
 
 def model_fingerprint(cfg) -> str:
@@ -83,7 +83,7 @@ def base_evaluation(cfg, loop: InProcessLoop, score, prompts: list[str], seeds: 
     prompts and seeds."""
     sampling = cfg.sampling.model_dump(exclude={"initial_noise"})  # evaluation draws each row's own x_T (eval_batches)
     key = json.dumps([cfg.model.path, model_fingerprint(cfg), cfg.model.resolution, sampling, cfg.sampler.batch_size,
-                      [c.model_dump() | {"partial_credit": False, "aggregate": "mean"} for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
+                      [[c.name, c.weight, c.evaluation_options()] for c in cfg.rewards.components], prompts, seeds], sort_keys=True)
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file() and "diversity" in (d := json.loads(path.read_text())):
         return Evaluation.from_json(d), np.asarray(d["diversity"], np.float64)
@@ -101,7 +101,8 @@ class Selection:
         self.loop, self.score, self.every = loop, score, every
         self.prompts, self.seeds = split_captions(cfg.eval.world_split, cfg.eval.num_prompts, seed=0), list(cfg.eval.seeds)
         first, _ = base_evaluation(cfg, loop, score, self.prompts, self.seeds)
-        self.history, self.at, self.weights = [first.total], [0], [self.snapshot()]
+        self.history, self.at = [first.total], [0]
+        self.kept = self.snapshot()  # the weights of the best evaluation so far
 
     def snapshot(self):
         """The learner's weights now, copied (publish()'s arrays share the live parameters' memory)."""
@@ -116,16 +117,15 @@ class Selection:
         self.history.append(ev.total)
         self.at.append(iteration)
         best = stop_decision(self.history, None).best
-        self.weights = [w if i == best else None for i, w in enumerate(self.weights)] + \
-            [self.snapshot() if best == len(self.history) - 1 else None]
+        if best == len(self.history) - 1:
+            self.kept = self.snapshot()
         d = paired_difference(self.history[0], ev.total)
         print(f"  selection after {iteration} updates: {d.mean:+.4f} ± {d.se:.4f} over the base "
               f"(best: after {self.at[best]})", flush=True)
 
     def best(self):
         """(updates, weights) of the best evaluation."""
-        i = stop_decision(self.history, None).best
-        return self.at[i], self.weights[i]
+        return self.at[stop_decision(self.history, None).best], self.kept
 
     def record(self) -> dict:
         return {"prompts": len(self.prompts), "seeds": self.seeds, "at": self.at, "best_at": self.best()[0],

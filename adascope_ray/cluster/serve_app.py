@@ -94,15 +94,14 @@ class RewardComponent:
 class RewardIngress:
     """Fans a request out to every component and returns the weighted sum."""
 
-    def __init__(self, weights: dict[str, float], components: dict, max_request_bytes: int = 64 << 20,
-                 spec: dict | None = None):
+    def __init__(self, spec: dict, components: dict, max_request_bytes: int = 64 << 20):
         setup_worker()
-        self.weights = weights
+        self.spec = spec  # what it scores (reward_spec), for a run that attaches to check against its config
+        self.weights = {n: s["weight"] for n, s in spec.items()}
         self.components = components  # name -> DeploymentHandle
         self.max_request_bytes = max_request_bytes
-        self.spec = spec  # what it scores (reward_spec), for a run that attaches to check against its config
 
-    def describe(self) -> dict | None:
+    def describe(self) -> dict:
         """reward_spec of the config this app was built from."""
         return self.spec
 
@@ -162,10 +161,9 @@ def build_reward_app(rewards_cfg):
             max_ongoing_requests=max(5, 2 * c.max_batch_size),  # room to fill a batch
             ray_actor_options={"num_cpus": c.num_cpus, "num_gpus": c.num_gpus}, logging_config=QUIET,
         ).bind(c.name, c.max_batch_size, c.batch_wait_timeout_s, c.scorer_options(), c.evaluation_options())
-    weights = {c.name: c.weight for c in rewards_cfg.components}
     return RewardIngress.options(name="reward_ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
-                                  logging_config=QUIET).bind(weights, comps, int(rewards_cfg.max_request_mb * (1 << 20)),
-                                                             reward_spec(rewards_cfg))
+                                  logging_config=QUIET).bind(reward_spec(rewards_cfg), comps,
+                                                             int(rewards_cfg.max_request_mb * (1 << 20)))
 
 
 def reward_spec(rewards_cfg) -> dict:
@@ -189,8 +187,6 @@ def spec_differences(served: dict, wanted: dict) -> list[str]:
 def check_attached(rewards_cfg, timeout_s: float = 60.0) -> None:
     """Refuse to train on a running app that scores something other than the config says."""
     served = reward_handle(rewards_cfg.app_name).describe.remote().result(timeout_s=timeout_s)
-    if served is None:  # an app built without its spec: nothing to check against
-        return
     diff = spec_differences(served, reward_spec(rewards_cfg))
     if diff:
         raise RewardAppError(f"reward application {rewards_cfg.app_name!r} is running but does not score what this "

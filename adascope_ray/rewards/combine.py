@@ -11,10 +11,12 @@ from .base import build_scorer, check_scores
 class CombinedReward:
     """(images, prompts) -> RewardResult: each component, its per-check breakdown when
     the scorer has one ("<name>/<check>", NaN where a check does not apply), and the
-    weighted total."""
+    weighted total. evaluation=True scores with each component's held-out form
+    (RewardComponentConfig.evaluation_options), as the in-run evaluation does."""
 
-    def __init__(self, components):
-        self.parts = [(c.name, c.weight, build_scorer(c.name, **c.scorer_options())) for c in components]
+    def __init__(self, components, evaluation: bool = False):
+        self.parts = [(c.name, c.weight, build_scorer(c.name, **(c.evaluation_options() if evaluation else c.scorer_options())))
+                      for c in components]
 
     def embedder(self, name: str):
         """The image embedder of component `name` (a CLIP-family reward), as numpy."""

@@ -146,3 +146,19 @@ def test_partial_credit_ranks_nearer_misses_higher():
     assert binary[0] == binary[1] == pytest.approx(0.75)  # colour, count, shape pass; background fails
     # (235 - 175) sqrt 3 = 103.92 -> 1 - 103.92 / 372.39 = 0.72094; mid-gray 0.50232
     assert graded == [pytest.approx(0.50232, abs=1e-4), pytest.approx(0.72094, abs=1e-4)]
+
+
+def test_combined_reward_scores_the_evaluation_form_when_asked():
+    """In process as on Serve: a run trained on partial credit and the product is
+    evaluated pass / fail by the mean, each form against SceneCheck run directly."""
+    from adascope_ray.config import RewardComponentConfig
+    from adascope_ray.rewards.combine import CombinedReward
+
+    images, captions, _ = dataset(6, seed=3, size=32)
+    prompts = captions[1:] + captions[:1]  # each image under another caption: checks fail in part
+    comps = [RewardComponentConfig(name="scene_check", partial_credit=True, aggregate="product")]
+    trained = SceneCheck(graded=True, aggregate="product")(images, prompts)
+    held_out = SceneCheck()(images, prompts)
+    assert not np.allclose(trained, held_out)
+    np.testing.assert_allclose(CombinedReward(comps)(images, prompts).total, trained, rtol=1e-6)
+    np.testing.assert_allclose(CombinedReward(comps, evaluation=True)(images, prompts).total, held_out, rtol=1e-6)
