@@ -75,11 +75,18 @@ class ModelConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when the process has a GPU.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights and activations of the frozen model (mixed precision); trainable parameters and the optimizer stay float32.")
     gradient_checkpointing: bool = Field(False, description="Recompute the denoiser's activations in the backward pass: less learner memory, more compute.")
+    adapter_steps: tuple[int, int] | None = Field(None, description="[lo, hi): the denoising steps (0 = the noisiest) at which the LoRA acts, in sampling, training and evaluation alike; at the other steps the base model acts, so the steps a window never trains cannot drift with the adapter the window's steps share. None: every step. An exported LoRA then needs the same gate (docs/adascope.md).")
 
     @model_validator(mode="after")
     def _shapes_size(self) -> "ModelConfig":
         if self.path == "builtin:shapes" and self.resolution != 32:
             raise ValueError(f"resolution: builtin:shapes is trained at 32 px, got {self.resolution}")
+        if self.adapter_steps is not None:
+            lo, hi = self.adapter_steps
+            if not 0 <= lo < hi:
+                raise ValueError(f"model.adapter_steps: need 0 <= lo < hi, got {list(self.adapter_steps)}")
+            if self.trainable != "lora":
+                raise ValueError("model.adapter_steps gates LoRA adapters: it needs model.trainable=lora")
         if self.trainable == "full" and self.dtype != "float32":
             # the sampler would run the weights in model.dtype while the learner trains them in
             # float32: the two log-probs differ by more than DDPO's clip range and every ratio clips
@@ -502,6 +509,8 @@ class Config(_Strict):
             raise ValueError(f"window.random_window.start_range end + window.random_window.size must be <= sampling.num_steps ({k})")
         if w.strategy == "sliding" and w.sliding.start + w.sliding.size > k:
             raise ValueError(f"window.sliding.start + window.sliding.size must be <= sampling.num_steps ({k})")
+        if self.model.adapter_steps is not None and self.model.adapter_steps[1] > k:
+            raise ValueError(f"model.adapter_steps ends at {self.model.adapter_steps[1]}, past sampling.num_steps ({k})")
         if w.placement == "sampler" and self.sampling.initial_noise != "per_group":
             raise ValueError("window.placement=sampler shares a group's start and prefix: set sampling.initial_noise=per_group")
         if self.cluster.placement != "none":

@@ -27,7 +27,7 @@ from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
-from ..models.policy import denoiser_name, denoiser_of, make_policy
+from ..models.policy import adapters_off, denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 from .draft import Draft
 from .lasro import Lasro
@@ -138,7 +138,7 @@ class Learner:
         torch.manual_seed(learner_cfg.seed)  # LoRA's random init (A matrices) is reproducible
         self.params = make_trainable(self.unet, model_cfg)
         self.unet.train()
-        self.policy = make_policy(pipe, self.unet, sampling_cfg, getattr(torch, model_cfg.dtype))
+        self.policy = make_policy(pipe, self.unet, sampling_cfg, getattr(torch, model_cfg.dtype), model_cfg.adapter_steps)
         # the KL term's reference: the LoRA model with its adapters off, or a frozen copy
         # of the denoiser before full fine-tuning changes it
         self.ref_policy = None
@@ -447,11 +447,8 @@ class Learner:
 
     @contextmanager
     def _adapters_off(self):
-        self.unet.disable_adapters()
-        try:
+        with adapters_off(self.unet):
             yield
-        finally:
-            self.unet.enable_adapters()
 
     def join_group(self, rank: int, world: int, address: str, port: int, backend: str, timeout_s: float) -> None:
         """Become rank `rank` of a data-parallel learner group of `world` (ranks.py)."""

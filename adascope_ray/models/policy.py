@@ -10,6 +10,7 @@ Conditioning is (embeds (B, L, D), pooled (B, P) or None): SDXL and SD3 also nee
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,10 @@ def ddim_schedule(scheduler, num_steps: int) -> Schedule:
 class DiffusionPolicy:
     """ε̂(x_t, t, c) with classifier-free guidance, and the DDIM-with-eta step."""
 
-    def __init__(self, unet, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32, vae_scale: int = 8):
+    def __init__(self, unet, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32, vae_scale: int = 8,
+                 adapter_steps: tuple[int, int] | None = None):
         self.unet = unet
+        self.adapter_steps = adapter_steps  # [lo, hi): where the LoRA acts (None: every step)
         self.dtype = dtype  # the denoiser's compute dtype; the step math stays float32
         self.cfg = sampling_cfg
         self.text_time = unet.config.addition_embed_type == "text_time"  # SDXL-class conditioning
@@ -107,13 +110,62 @@ class DiffusionPolicy:
         t = s.timesteps[idx].to(x_t.device)
         a_t = s.alpha_bars[idx].to(x_t.device)
         a_prev = s.alpha_bars_prev[idx].to(x_t.device)
-        out = self.predict(x_t, t, cond, uncond, pooled, uncond_pooled)
+        out = gated(self.unet, self.adapter_steps, idx,
+                    lambda r: self.predict(_rows_of(x_t, r), _rows_of(t, r), _rows_of(cond, r), _rows_of(uncond, r), _rows_of(pooled, r),
+                                           _rows_of(uncond_pooled, r)))
         eps = to_epsilon(out, x_t, a_t, self.prediction_type)
         x0 = to_x0(out, x_t, a_t, self.prediction_type)
         if not stochastic:
             return ddim_step_deterministic(eps, x_t, a_t, a_prev, x0)
         noise = None if prev_sample is not None else _noise(x_t, generator)
         return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise, x0)
+
+
+def _rows_of(t: torch.Tensor | None, rows) -> torch.Tensor | None:
+    """rows: slice(None) (every row, no copy) or a (B,) bool mask."""
+    if t is None or isinstance(rows, slice):
+        return None if t is None else t[rows]
+    return t[rows.to(t.device)]
+
+
+@contextmanager
+def adapters_off(denoiser):
+    """The base model inside: the denoiser's LoRA adapters off, then restored to the state
+    they were in (so that nesting, e.g. a KL reference pass around a gated step, keeps it)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layer = next((m for m in denoiser.modules() if isinstance(m, BaseTunerLayer)), None)
+    if layer is None or layer.disable_adapters:
+        yield
+        return
+    denoiser.disable_adapters()
+    try:
+        yield
+    finally:
+        denoiser.enable_adapters()
+
+
+def gated(denoiser, adapter_steps: tuple[int, int] | None, idx: torch.Tensor, predict) -> torch.Tensor:
+    """The model output for rows at step indices idx (B,), with the LoRA acting only at
+    steps lo ≤ k < hi (`model.adapter_steps`) and the base model at the others.
+    predict(rows) -> (n, C, H, W) for rows slice(None) (all) or a (B,) bool mask; rows of
+    both kinds in one batch (the learner mixes steps) are predicted apart and put back."""
+    every = slice(None)
+    if adapter_steps is None:
+        return predict(every)
+    lo, hi = adapter_steps
+    on = (idx >= lo) & (idx < hi)                                          # (B,)
+    if bool(on.all()):
+        return predict(every)
+    with adapters_off(denoiser):
+        if not bool(on.any()):
+            return predict(every)
+        off_out = predict(~on)
+    on_out = predict(on)
+    out = on_out.new_empty((len(idx), *on_out.shape[1:]))
+    out[on.to(out.device)] = on_out
+    out[(~on).to(out.device)] = off_out.to(out.dtype)
+    return out
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -132,8 +184,10 @@ class FlowPolicy:
     """v̂(x, σ, c) of an SD3-class transformer with classifier-free guidance, and the
     flow-matching SDE step (noise level a = sampling.eta)."""
 
-    def __init__(self, transformer, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32):
+    def __init__(self, transformer, scheduler, sampling_cfg, dtype: torch.dtype = torch.float32,
+                 adapter_steps: tuple[int, int] | None = None):
         self.denoiser = transformer
+        self.adapter_steps = adapter_steps  # [lo, hi): where the LoRA acts (None: every step)
         self.dtype = dtype
         self.cfg = sampling_cfg
         self.schedule = flow_schedule(scheduler, sampling_cfg.num_steps)
@@ -166,7 +220,10 @@ class FlowPolicy:
         s = self.schedule
         idx = steps.cpu()
         sigma, sigma_next = s.sigmas[idx].to(x_t.device), s.sigmas[idx + 1].to(x_t.device)
-        v = self.predict_velocity(x_t, s.timesteps[idx].to(x_t.device), cond, uncond, pooled, uncond_pooled)
+        t = s.timesteps[idx].to(x_t.device)
+        v = gated(self.denoiser, self.adapter_steps, idx,
+                  lambda r: self.predict_velocity(_rows_of(x_t, r), _rows_of(t, r), _rows_of(cond, r), _rows_of(uncond, r), _rows_of(pooled, r),
+                                                  _rows_of(uncond_pooled, r)))
         if not stochastic:
             return flow_ode_step(v, x_t, sigma, sigma_next)
         noise = None if prev_sample is not None else _noise(x_t, generator)
@@ -182,10 +239,13 @@ def denoiser_of(pipe):
     return getattr(pipe, denoiser_name(pipe))
 
 
-def make_policy(pipe, denoiser, sampling_cfg, dtype: torch.dtype = torch.float32):
+def make_policy(pipe, denoiser, sampling_cfg, dtype: torch.dtype = torch.float32,
+                adapter_steps: tuple[int, int] | None = None):
+    """adapter_steps [lo, hi): the steps at which the denoiser's LoRA acts (model.adapter_steps)."""
     if "FlowMatch" in type(pipe.scheduler).__name__:
-        return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype)
-    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype, getattr(pipe, "vae_scale_factor", 8))
+        return FlowPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype, adapter_steps)
+    return DiffusionPolicy(denoiser, pipe.scheduler, sampling_cfg, dtype, getattr(pipe, "vae_scale_factor", 8),
+                           adapter_steps)
 
 
 @torch.no_grad()

@@ -39,7 +39,8 @@ class Sampler:
         # names and shapes of what the learner trains: the layout weight updates fill
         self.trainable_layout = {n: tuple(p.shape) for n, p in self.denoiser.named_parameters() if p.requires_grad}
         self.denoiser.requires_grad_(False)
-        self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg, getattr(torch, model_cfg.dtype))
+        self.policy = make_policy(self.pipe, self.denoiser, sampling_cfg, getattr(torch, model_cfg.dtype),
+                                  model_cfg.adapter_steps)
         self.device = self.denoiser.device
         self.pool = pool
         self.initial_noise = sampling_cfg.initial_noise
