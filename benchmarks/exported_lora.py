@@ -37,6 +37,7 @@ from common import ROOT, InProcessLoop, shown_config, write_result
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.paired import paired_difference  # noqa: E402
 from adascope_ray.evaluation import EVAL_SEED_BASE, eval_batches, evaluate_sampler  # noqa: E402
+from adascope_ray.models.adapter_gate import diffusers_gate  # noqa: E402
 from adascope_ray.models.loader import resolve_model_path  # noqa: E402
 from adascope_ray.runio import RunDir  # noqa: E402
 from adascope_ray.world.splits import split_captions  # noqa: E402
@@ -58,14 +59,16 @@ def train_and_export(cfg, loop: InProcessLoop, iterations: int, out: Path) -> Pa
 
 
 def pipeline_images(pipe, cfg, prompts: list[str], seeds: list[int], eta: float,
-                    latents: list[torch.Tensor] | None = None) -> list[np.ndarray]:
+                    latents: list[torch.Tensor] | None = None, lora: bool = False) -> list[np.ndarray]:
     """Each seed's images (N, H, W, 3) uint8 from the plain pipeline: row i of seed s
     draws its noise from torch.Generator seeded (EVAL_SEED_BASE + s) * 1000 + i, or
-    starts from latents[s][i] when given."""
+    starts from latents[s][i] when given. lora: a LoRA is loaded, gated to
+    model.adapter_steps by diffusers_gate's callback when the config sets them."""
     out = []
     for j, s in enumerate(seeds):
         gens = [torch.Generator("cpu").manual_seed((EVAL_SEED_BASE + s) * 1000 + i) for i in range(len(prompts))]
-        res = pipe(prompts, num_inference_steps=cfg.sampling.num_steps, guidance_scale=cfg.sampling.guidance_scale,
+        gate = {"callback_on_step_end": diffusers_gate(pipe, cfg.model.adapter_steps)} if lora else {}
+        res = pipe(prompts, num_inference_steps=cfg.sampling.num_steps, guidance_scale=cfg.sampling.guidance_scale, **gate,
                    eta=eta, generator=gens, height=cfg.model.resolution, width=cfg.model.resolution,
                    latents=None if latents is None else latents[j], output_type="np")
         out.append(np.clip(np.round(res.images * 255), 0, 255).astype(np.uint8))   # (N, H, W, 3)
@@ -123,7 +126,7 @@ def main() -> None:
     base_pipe = totals(score, pipeline_images(pipe, cfg, prompts, seeds, cfg.sampling.eta), prompts)
     det_base = pipeline_images(pipe, cfg, prompts, seeds, 0.0, latents=x_T)  # the control: no LoRA, same x_T
     pipe.load_lora_weights(str(ckpt))
-    trained_pipe = totals(score, pipeline_images(pipe, cfg, prompts, seeds, cfg.sampling.eta), prompts)
+    trained_pipe = totals(score, pipeline_images(pipe, cfg, prompts, seeds, cfg.sampling.eta, lora=True), prompts)
     pipe_gain = paired_difference(base_pipe, trained_pipe)
     print(f"pipeline {base_pipe.mean():.4f} -> {trained_pipe.mean():.4f}: gain {pipe_gain.mean:+.4f} ± "
           f"{pipe_gain.se:.4f} ({pipe_gain.verdict()}), {time.perf_counter() - t0:.0f} s", flush=True)
@@ -132,7 +135,7 @@ def main() -> None:
     agree = abs(gap) < 2 * gap_se
     print(f"pipeline gain - policy gain {gap:+.4f} ± {gap_se:.4f}: {'agree' if agree else 'DISAGREE'} (2 SE)")
 
-    det_pipe = pipeline_images(pipe, cfg, prompts, seeds, 0.0, latents=x_T)
+    det_pipe = pipeline_images(pipe, cfg, prompts, seeds, 0.0, latents=x_T, lora=True)
     max_diff = lambda xs, ys: np.concatenate([np.abs(a.astype(np.int16) - b.astype(np.int16)).reshape(len(a), -1).max(1)  # noqa: E731
                                               for a, b in zip(xs, ys)])       # (S*N,) max |Δ| per image, of 255
     pix, control = max_diff(det_policy, det_pipe), max_diff(det_policy, det_base)

@@ -27,7 +27,8 @@ from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.loader import load_pipeline, make_trainable, trainable_state
-from ..models.policy import adapters_off, denoiser_name, denoiser_of, make_policy
+from ..models.adapter_gate import adapters_off
+from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 from .draft import Draft
 from .lasro import Lasro

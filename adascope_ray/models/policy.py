@@ -10,11 +10,11 @@ Conditioning is (embeds (B, L, D), pooled (B, P) or None): SDXL and SD3 also nee
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
+from .adapter_gate import gated
 from ..core.sde import (StepOutput, ddim_step_deterministic, ddim_step_with_logprob, flow_alpha_bar, flow_ode_step,
                         flow_sde_step_with_logprob, to_epsilon, to_x0)
 
@@ -126,46 +126,6 @@ def _rows_of(t: torch.Tensor | None, rows) -> torch.Tensor | None:
     if t is None or isinstance(rows, slice):
         return None if t is None else t[rows]
     return t[rows.to(t.device)]
-
-
-@contextmanager
-def adapters_off(denoiser):
-    """The base model inside: the denoiser's LoRA adapters off, then restored to the state
-    they were in (so that nesting, e.g. a KL reference pass around a gated step, keeps it)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    layer = next((m for m in denoiser.modules() if isinstance(m, BaseTunerLayer)), None)
-    if layer is None or layer.disable_adapters:
-        yield
-        return
-    denoiser.disable_adapters()
-    try:
-        yield
-    finally:
-        denoiser.enable_adapters()
-
-
-def gated(denoiser, adapter_steps: tuple[int, int] | None, idx: torch.Tensor, predict) -> torch.Tensor:
-    """The model output for rows at step indices idx (B,), with the LoRA acting only at
-    steps lo ≤ k < hi (`model.adapter_steps`) and the base model at the others.
-    predict(rows) -> (n, C, H, W) for rows slice(None) (all) or a (B,) bool mask; rows of
-    both kinds in one batch (the learner mixes steps) are predicted apart and put back."""
-    every = slice(None)
-    if adapter_steps is None:
-        return predict(every)
-    lo, hi = adapter_steps
-    on = (idx >= lo) & (idx < hi)                                          # (B,)
-    if bool(on.all()):
-        return predict(every)
-    with adapters_off(denoiser):
-        if not bool(on.any()):
-            return predict(every)
-        off_out = predict(~on)
-    on_out = predict(on)
-    out = on_out.new_empty((len(idx), *on_out.shape[1:]))
-    out[on.to(out.device)] = on_out
-    out[(~on).to(out.device)] = off_out.to(out.dtype)
-    return out
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

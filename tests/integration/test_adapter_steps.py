@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adascope_ray.learner import Learner, collate
-from adascope_ray.models.policy import adapters_off
+from adascope_ray.models.adapter_gate import adapters_off
 
 from .conftest import pair_and_rollout, recomputed_and_stored_log_probs
 
@@ -80,3 +80,37 @@ def test_adapters_off_nests_and_restores(make_cfg):
 def test_config_refuses_a_bad_gate_by_name(make_cfg, tree, field):
     with pytest.raises(Exception, match=field):
         make_cfg(**tree)
+
+
+def test_a_plain_pipeline_with_the_exported_lora_and_diffusers_gate_draws_what_the_sampler_draws(make_cfg, tmp_path):
+    """η = 0 from one x_T: the Sampler's gated chain against StableDiffusionPipeline with
+    load_lora_weights and diffusers_gate's callback; without the callback it differs."""
+    from diffusers import StableDiffusionPipeline
+
+    from adascope_ray.evaluation import eval_batches
+    from adascope_ray.models.adapter_gate import diffusers_gate
+    from adascope_ray.models.loader import resolve_model_path
+    from adascope_ray.rollout import Sampler
+    from adascope_ray.runio import RunDir
+
+    cfg = make_cfg(model={"adapter_steps": [0, 2]})
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    _perturb(learner)
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
+    sampler.set_weights(learner.publish())
+    prompts = ["a red circle", "a blue square"]
+    det = sampler.sample(eval_batches(prompts, [0], sampler.version)[0], deterministic=True)
+    x_T, want = torch.from_numpy(det.latents[:, 0].copy()), torch.from_numpy(det.latents[:, -1].copy())
+    ckpt = RunDir.create(str(tmp_path), "r", overwrite=False).save_checkpoint(1, learner.export(), {"iteration": 1})
+    pipe = StableDiffusionPipeline.from_pretrained(str(resolve_model_path(cfg.model)), local_files_only=True,
+                                                   safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(ckpt))
+    run = dict(num_inference_steps=cfg.sampling.num_steps, guidance_scale=cfg.sampling.guidance_scale, eta=0.0,
+               height=cfg.model.resolution, width=cfg.model.resolution, output_type="latent")
+    with torch.no_grad():
+        gated = pipe(prompts, latents=x_T.clone(), callback_on_step_end=diffusers_gate(pipe, (0, 2)), **run).images
+        pipe.enable_lora()
+        ungated = pipe(prompts, latents=x_T.clone(), **run).images
+    torch.testing.assert_close(gated, want, rtol=1e-4, atol=1e-4)
+    assert float((ungated - want).abs().max()) > 1e-3
