@@ -39,3 +39,19 @@ def test_the_gain_chart_draws_every_setting(tmp_path):
                                       Point("adascope", 0.42, 0.006, 0.012, [0.012, 0.005, 0.001])])
     with Image.open(tmp_path / "g.png") as im:
         assert im.size == (720, 400)
+
+
+def test_compare_runs_pairs_through_a_few_base_flips_and_refuses_more():
+    import numpy as np
+    import pytest
+    from compare_runs import base_mismatch
+
+    base = np.full((3, 48), 0.8)
+    flipped = base.copy()
+    flipped[0, :2] = 0.6                      # 2 of 144: a re-evaluation's edge pixels
+    assert base_mismatch(base, flipped, 0) == 2
+    flipped[1, :2] = 0.6                      # 4 of 144 = 2.8 %: not the same samples
+    with pytest.raises(SystemExit, match="4 of 144"):
+        base_mismatch(base, flipped, 0)
+    with pytest.raises(SystemExit, match="do not pair"):
+        base_mismatch(base, base[:, :40], 0)
