@@ -110,9 +110,8 @@ class DiffusionPolicy:
         t = s.timesteps[idx].to(x_t.device)
         a_t = s.alpha_bars[idx].to(x_t.device)
         a_prev = s.alpha_bars_prev[idx].to(x_t.device)
-        out = gated(self.unet, self.adapter_steps, idx,
-                    lambda r: self.predict(_rows_of(x_t, r), _rows_of(t, r), _rows_of(cond, r), _rows_of(uncond, r), _rows_of(pooled, r),
-                                           _rows_of(uncond_pooled, r)))
+        args = (x_t, t, cond, uncond, pooled, uncond_pooled)
+        out = gated(self.unet, self.adapter_steps, idx, lambda r: self.predict(*_rows_of(r, args)))
         eps = to_epsilon(out, x_t, a_t, self.prediction_type)
         x0 = to_x0(out, x_t, a_t, self.prediction_type)
         if not stochastic:
@@ -121,11 +120,11 @@ class DiffusionPolicy:
         return ddim_step_with_logprob(eps, x_t, a_t, a_prev, self.cfg.eta, prev_sample, noise, x0)
 
 
-def _rows_of(t: torch.Tensor | None, rows) -> torch.Tensor | None:
-    """rows: slice(None) (every row, no copy) or a (B,) bool mask."""
-    if t is None or isinstance(rows, slice):
-        return None if t is None else t[rows]
-    return t[rows.to(t.device)]
+def _rows_of(rows, tensors: tuple) -> list:
+    """Each tensor's rows (None stays None): rows slice(None) (every row, no copy) or a
+    (B,) bool mask."""
+    pick = lambda t: t[rows if isinstance(rows, slice) else rows.to(t.device)]  # noqa: E731
+    return [None if t is None else pick(t) for t in tensors]
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -181,9 +180,8 @@ class FlowPolicy:
         idx = steps.cpu()
         sigma, sigma_next = s.sigmas[idx].to(x_t.device), s.sigmas[idx + 1].to(x_t.device)
         t = s.timesteps[idx].to(x_t.device)
-        v = gated(self.denoiser, self.adapter_steps, idx,
-                  lambda r: self.predict_velocity(_rows_of(x_t, r), _rows_of(t, r), _rows_of(cond, r), _rows_of(uncond, r), _rows_of(pooled, r),
-                                                  _rows_of(uncond_pooled, r)))
+        args = (x_t, t, cond, uncond, pooled, uncond_pooled)
+        v = gated(self.denoiser, self.adapter_steps, idx, lambda r: self.predict_velocity(*_rows_of(r, args)))
         if not stochastic:
             return flow_ode_step(v, x_t, sigma, sigma_next)
         noise = None if prev_sample is not None else _noise(x_t, generator)

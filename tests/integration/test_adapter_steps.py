@@ -20,8 +20,9 @@ def _perturb(learner, scale=0.05, seed=0):
             p.add_(scale * torch.randn(p.shape, generator=g))
 
 
-def test_gated_steps_are_the_base_model_and_the_others_the_adapted_one(make_cfg):
-    cfg = make_cfg(model={"adapter_steps": [1, 3]})
+@pytest.mark.parametrize("path", ["builtin:tiny", "builtin:tiny-sd3"])  # a UNet with DDIM; a transformer with the flow SDE
+def test_gated_steps_are_the_base_model_and_the_others_the_adapted_one(make_cfg, path):
+    cfg = make_cfg(model={"adapter_steps": [1, 3], "path": path})
     learner, sampler, scored = pair_and_rollout(cfg)
     ungated = Learner(cfg.model.model_copy(update={"adapter_steps": None}), cfg.sampling, cfg.learner, cfg.window,
                       cfg.advantage)
