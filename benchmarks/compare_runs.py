@@ -75,11 +75,12 @@ def compare(a_paths: str, b_paths: str, which: str = "split") -> dict:
     for h, side in ((ha, "A"), (hb, "B")):
         if which != "train" and which not in h["split"].split(","):
             raise SystemExit(f"side {side} holds the split(s) {h['split']!r}, not {which!r}")
-    out = {"set": which, "split": which if which != "train" else ha["split"], "seeds": seeds, "per_seed": {}}
+    out = {"set": which, "split": which if which != "train" else ha["split"], "seeds": seeds, "per_seed": {},
+           "base_mismatch": {}}
     pooled_a, pooled_b = [], []
     for s in seeds:
         a, b = ra[s][which], rb[s][which]
-        out.setdefault("base_mismatch", {})[s] = base_mismatch(a["base_total"], b["base_total"], s)
+        out["base_mismatch"][s] = base_mismatch(a["base_total"], b["base_total"], s)
         fa, fb = np.ravel(a["final_total"]), np.ravel(b["final_total"])
         d = paired_difference(fa, fb)
         out["per_seed"][s] = {"b_minus_a": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict(),

@@ -26,8 +26,8 @@ from ..core import signals as sig
 from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
 from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
-from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.adapter_gate import adapters_off
+from ..models.loader import load_pipeline, make_trainable, trainable_state
 from ..models.policy import denoiser_name, denoiser_of, make_policy
 from ..types import LearnerState, ScoredRollout, UpdateStats, WeightsUpdate
 from .draft import Draft
@@ -359,7 +359,7 @@ class Learner:
             self.policy.forward_rows += self.ref_policy.forward_rows  # the reference's passes are learner cost
             self.ref_policy.forward_rows = 0
             return out.mean
-        with self._adapters_off():
+        with adapters_off(self.unet):
             return self.step_outputs(batch, pairs).mean
 
     # ---- what the gradient-based algorithms (sqdf, lasro) call -------------------
@@ -392,7 +392,7 @@ class Learner:
             finally:
                 self.policy.forward_rows += self.ref_policy.forward_rows - rows
             return
-        with self._adapters_off():
+        with adapters_off(self.unet):
             yield self.policy
 
     @torch.no_grad()
@@ -445,11 +445,6 @@ class Learner:
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         img = vae.decode((x0 / vae.config.scaling_factor + shift).to(vae.dtype)).sample.float()
         return ((img.clamp(-1, 1) + 1) / 2)
-
-    @contextmanager
-    def _adapters_off(self):
-        with adapters_off(self.unet):
-            yield
 
     def join_group(self, rank: int, world: int, address: str, port: int, backend: str, timeout_s: float) -> None:
         """Become rank `rank` of a data-parallel learner group of `world` (ranks.py)."""

@@ -23,7 +23,7 @@ def _perturb(learner, scale=0.05, seed=0):
 @pytest.mark.parametrize("path", ["builtin:tiny", "builtin:tiny-sd3"])  # a UNet with DDIM; a transformer with the flow SDE
 def test_gated_steps_are_the_base_model_and_the_others_the_adapted_one(make_cfg, path):
     cfg = make_cfg(model={"adapter_steps": [1, 3], "path": path})
-    learner, sampler, scored = pair_and_rollout(cfg)
+    learner, _, scored = pair_and_rollout(cfg)
     ungated = Learner(cfg.model.model_copy(update={"adapter_steps": None}), cfg.sampling, cfg.learner, cfg.window,
                       cfg.advantage)
     base = Learner(cfg.model.model_copy(update={"adapter_steps": None}), cfg.sampling, cfg.learner, cfg.window,
@@ -45,13 +45,15 @@ def test_gated_steps_are_the_base_model_and_the_others_the_adapted_one(make_cfg,
 
 def test_sampler_and_learner_agree_on_the_gated_policy(make_cfg):
     cfg = make_cfg(model={"adapter_steps": [0, 2]})
-    learner, sampler, _ = pair_and_rollout(cfg)
-    _perturb(learner)
-    sampler.version = -1
-    sampler.set_weights(learner.publish())
     from adascope_ray.data import PromptSchedule
     from adascope_ray.rewards import build_scorer
+    from adascope_ray.rollout import Sampler
     from adascope_ray.types import RewardResult, ScoredRollout
+
+    learner = Learner(cfg.model, cfg.sampling, cfg.learner, cfg.window, cfg.advantage)
+    _perturb(learner)
+    sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler)
+    sampler.set_weights(learner.publish())  # the perturbed LoRA, which acts only inside the gate
 
     batch = PromptSchedule(cfg.data.prompts, cfg.data.prompts_per_iteration, cfg.data.group_size, 0).batches(1, 1, sampler.version)[0]
     rollout = sampler.sample(batch)
