@@ -141,6 +141,7 @@ class LearnerGroupConfig(_Strict):
     num_ranks: int = Field(1, ge=1, le=256, description="Learner actors in the group; each reserves learner.num_cpus and learner.num_gpus. Rank 0 publishes weights and writes checkpoints.")
     backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="torch.distributed backend; auto = nccl when learner.num_gpus >= 1, else gloo.")
     timeout_s: float = Field(600.0, gt=0, description="How long a rank waits for the others (joining, and every all-reduce) before it fails.")
+    sharding: Literal["none", "fsdp"] = Field("none", description="none: every rank holds the whole trainable state and the gradients are all-reduced; fsdp: each rank holds 1/N of the weights, their gradients and AdamW's moments (torch FSDP2, learner/sharding.py), for full fine-tuning of a denoiser whose training state does not fit one device. fsdp needs model.trainable=full, num_ranks >= 2, learner.algorithm=ppo and publish.method=object_store.")
 
 
 class SqdfConfig(_Strict):
@@ -520,6 +521,16 @@ class Config(_Strict):
         if self.publish.method == "collective" and self.publish.backend == "nccl" and (
                 self.learner.num_gpus < 1 or self.sampler.num_gpus < 1):
             raise ValueError("publish.backend=nccl needs learner.num_gpus and sampler.num_gpus >= 1 (NCCL moves GPU tensors)")
+        g = self.learner.group
+        if g.sharding == "fsdp":
+            why = [f"{k} (got {v})" for k, v, ok in (
+                ("model.trainable=full", self.model.trainable, self.model.trainable == "full"),
+                ("learner.group.num_ranks >= 2", g.num_ranks, g.num_ranks >= 2),
+                ("learner.algorithm=ppo", self.learner.algorithm, self.learner.algorithm == "ppo"),
+                ("publish.method=object_store", self.publish.method, self.publish.method == "object_store")) if not ok]
+            if why:
+                raise ValueError("learner.group.sharding=fsdp shards a fully fine-tuned denoiser over the group's ranks; "
+                                 "it needs " + ", ".join(why))
         if self.learner.group.backend == "nccl" and self.learner.num_gpus < 1:
             raise ValueError("learner.group.backend=nccl needs learner.num_gpus >= 1 per rank (NCCL moves GPU tensors)")
         if self.eval.every and not self.eval.prompts and self.model.path != "builtin:shapes":

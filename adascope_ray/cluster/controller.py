@@ -136,14 +136,14 @@ class Controller:
         self.placement = reserve_placement(self.cfg)
         self.samplers = SamplerGroup(self.cfg, self.placement)
         self.learners = LearnerGroup(self.cfg, self.placement)
-        self.learner = self.learners.rank0  # publishes, exports, checkpoints
+        self.learner = self.learners.rank0  # rank 0 publishes, exports and checkpoints (learners.call)
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
             if self.resume[1] is not None:
                 self.learners.load_state(self.resume[1])
             self.rows = self.run_dir.truncate_metrics(self.start)
             (self.run_dir.root / "stopped.json").unlink(missing_ok=True)  # a resumed run goes on
         self.run_dir.write_json("actors.json", self.placement_report())
-        self.publisher = self.samplers.publisher = Publisher(self.cfg, self.learner, self.samplers.actors)
+        self.publisher = self.samplers.publisher = Publisher(self.cfg, self.learners, self.samplers.actors)
         self.publish()
         self.consistent_at = self.start  # the samplers start from the learner's exact weights (v0)
         self.evaluator = InRunEvaluator(self.cfg, self.run_dir) if self.cfg.eval.every else None
@@ -263,7 +263,7 @@ class Controller:
         when the evaluator's rule says so, the iterations (and cost) not spent counted."""
         ev = self.evaluator
         if self.cfg.run.stop.export_best and ev.best_updates == updates:
-            ckpt = self.from_learner(self.learner.export.remote(), f"the best weights after {updates} updates were exported")
+            ckpt = self.from_learner(self.learners.call("export"), f"the best weights after {updates} updates were exported")
             self.run_dir.save_checkpoint(updates, ckpt, {"iteration": updates, "best": True}, name="best")
         d = ev.decision
         if not (ev.stops and d.stop) or updates >= self.cfg.run.iterations:
@@ -285,7 +285,7 @@ class Controller:
             raise LearnerLost(f"a learner actor died while {while_} ({type(err).__name__})") from None
 
     def checkpoint(self, step: int, final: bool = False) -> None:
-        ckpt, state = self.from_learner([self.learner.export.remote(), self.learner.state.remote()],
+        ckpt, state = self.from_learner([self.learners.call("export"), self.learners.call("state")],
                                         f"the checkpoint at iteration {step} was taken")
         path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final}, state)
         self.run_dir.prune_checkpoints(self.cfg.run.keep_checkpoints)

@@ -1,6 +1,8 @@
 """The learner ranks as one unit for the controller (learner.group).
 
     rank 0       publishes weights, exports checkpoints, reports the update's stats
+                 (sharding=fsdp: every rank gathers its shards for these; rank 0
+                 returns the whole, the others nothing)
     every rank   receives the whole batch, computes the same window and pair order,
                  differentiates its share and all-reduces the gradients
                  (learner/ranks.py); loads the same state on resume
@@ -26,6 +28,7 @@ class LearnerGroup:
     def __init__(self, cfg, pg=None):
         g = cfg.learner.group
         self.names = [learner_name(cfg, r) for r in range(g.num_ranks)]
+        self.sharded = g.sharding == "fsdp"
         self.actors = [start_learner(cfg, pg, r) for r in range(g.num_ranks)]
         if g.num_ranks > 1:
             try:
@@ -39,6 +42,21 @@ class LearnerGroup:
     @property
     def rank0(self):
         return self.actors[0]
+
+    def call(self, method: str):
+        """The ref of rank 0's `method()` (publish, export or state). A sharded group's
+        weights are gathered from every rank, so each rank is called, and this waits
+        until rank 0 is done: a rank that dies meanwhile raises its RayActorError at once,
+        where rank 0 would wait for it in a collective until learner.group.timeout_s."""
+        if not self.sharded:
+            return getattr(self.actors[0], method).remote()
+        refs = [getattr(a, method).remote() for a in self.actors]
+        pending = list(refs)
+        while refs[0] in pending:
+            ready, pending = ray.wait(pending, num_returns=1, fetch_local=False)
+            if ready[0] != refs[0]:
+                ray.get(ready[0])  # raises if that rank died; a live one returned nothing
+        return refs[0]
 
     def update(self, iteration: int, scored: list) -> list:
         """Refs of every rank's UpdateStats (see `combine`)."""

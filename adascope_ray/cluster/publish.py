@@ -89,8 +89,9 @@ def resolve_backend(cfg) -> str:
 class Publisher:
     """Sends the learner's current weights to every sampler; returns their versions."""
 
-    def __init__(self, cfg, learner, samplers: list):
-        self.learner, self.samplers = learner, samplers
+    def __init__(self, cfg, learners, samplers: list):
+        """`learners`: the LearnerGroup, whose rank 0 sends the weights."""
+        self.learners, self.learner, self.samplers = learners, learners.rank0, samplers
         self.method = cfg.publish.method
         self.backend = resolve_backend(cfg)
         self.group = f"{cfg.run.name}-weights"
@@ -98,13 +99,13 @@ class Publisher:
         if self.method == "collective":
             world = 1 + len(samplers)
             t = cfg.publish.timeout_s
-            ray.get([learner.join_group.remote(world, 0, self.backend, self.group, t)]
+            ray.get([self.learner.join_group.remote(world, 0, self.backend, self.group, t)]
                     + [s.join_group.remote(world, i + 1, self.backend, self.group, t)
                        for i, s in enumerate(samplers)], timeout=t)
 
     def __call__(self) -> list[int]:
         if self.method == "object_store":
-            update = self.learner.publish.remote()  # stored once, read by every sampler
+            update = self.learners.call("publish")  # stored once, read by every sampler
             versions = ray.get([s.set_weights.remote(update) for s in self.samplers])
             self.last = update  # kept in the object store until the next version: see `restore`
             return versions

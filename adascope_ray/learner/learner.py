@@ -35,6 +35,7 @@ from .lasro import Lasro
 from .optim_state import load_optimizer, optimizer_tensors
 from .raft import Raft
 from .ranks import Ranks, join
+from .sharding import assign, full, lockstep, shard_denoiser
 from .sqdf import Sqdf, Trained
 
 ALGORITHMS = {"sqdf": Sqdf, "lasro": Lasro, "raft": Raft, "draft": Draft}  # learner.algorithm; ppo is the clipped update below
@@ -155,12 +156,12 @@ class Learner:
             or learner_cfg.algorithm == "draft"
         self.vae = pipe.vae.requires_grad_(False) if differentiable else None
         del pipe
-        self.optimizer = torch.optim.AdamW(self.params, lr=learner_cfg.lr, betas=learner_cfg.adam_betas,
-                                           weight_decay=learner_cfg.weight_decay)
+        self.optimizer = self._optimizer()
         self.tracker = PerPromptStatTracker(advantage_cfg.tracker_buffer, advantage_cfg.tracker_min_count)
         self.rng = np.random.default_rng(learner_cfg.seed)
         self.version = 0
         self.ranks = Ranks()  # one rank unless join_group is called (learner.group)
+        self.sharded = False  # learner.group.sharding=fsdp, once the group has formed (sharding.py)
         self.next_window: tuple[int, int] | None = None  # window.placement = sampler: what the next rollouts sample
         self.generator = torch.Generator().manual_seed(learner_cfg.seed)  # sqdf/lasro's reparameterised noise z
         self.algorithm = None if learner_cfg.algorithm == "ppo" else \
@@ -295,7 +296,7 @@ class Learner:
             order = pairs[self.rng.permutation(len(pairs))]
             for chunk in np.array_split(order, min(self.cfg.optimizer_steps_per_epoch, len(order))):
                 self.optimizer.zero_grad(set_to_none=True)
-                for mb in self._micro_batches(self.ranks.share(chunk)):
+                for mb, real in self._shares(chunk):
                     out = self.step_outputs(batch, mb)
                     i, k = torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])
                     loss, st = clipped_pg_loss(out.log_prob, old[i, k], adv[i], self.cfg.clip_range,
@@ -305,10 +306,11 @@ class Learner:
                         kl = kl_to_reference(out.mean, self.reference_means(batch, mb), out.std).mean()
                         loss = loss + beta * kl
                         kl_ref = float(kl.detach())
-                    (loss * len(mb) / len(chunk)).backward()
-                    sums += len(mb) * np.array([float(loss.detach()), st.approx_kl, st.clipfrac, kl_ref,
-                                                st.is_weight_mean, st.is_capped])
-                    w_max = max(w_max, st.is_weight_max)
+                    (loss * (len(mb) / len(chunk) if real else 0.0)).backward()
+                    if real:
+                        sums += len(mb) * np.array([float(loss.detach()), st.approx_kl, st.clipfrac, kl_ref,
+                                                    st.is_weight_mean, st.is_capped])
+                        w_max = max(w_max, st.is_weight_max)
                 norm, stepped = self.clip_and_step()  # never steps with a non-finite gradient
                 if stepped:
                     norms.append(norm)
@@ -328,9 +330,18 @@ class Learner:
         the behaviour log-probs elsewhere (a fresh sample's behaviour policy is π_prox)."""
         redo = used & (batch.staleness > 0)[:, None]  # (B, K)
         values = torch.zeros_like(batch.log_probs)
-        for mb in self._micro_batches(self.ranks.share(np.argwhere(redo))):  # each (n, 2): (i, k)
-            values[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = self.log_probs(batch, mb)
+        for mb, real in self._shares(np.argwhere(redo)):  # each (n, 2): (i, k)
+            lp = self.log_probs(batch, mb)
+            if real:
+                values[torch.from_numpy(mb[:, 0]), torch.from_numpy(mb[:, 1])] = lp
         return torch.where(torch.from_numpy(redo).to(self.device), self.ranks.sum_tensor(values), batch.log_probs)
+
+    def _shares(self, pairs: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+        """This rank's micro-batches of (N, 2) pairs, each with whether it is real; a
+        sharded group pads every rank to the same count (sharding.lockstep)."""
+        if self.sharded:
+            return lockstep(pairs, self.ranks.rank, self.ranks.world, self.cfg.micro_batch_size)
+        return [(mb, True) for mb in self._micro_batches(self.ranks.share(pairs))]
 
     def _micro_batches(self, pairs: np.ndarray) -> list[np.ndarray]:
         """(N, 2) pairs in about-equal parts of at most micro_batch_size; none when N = 0."""
@@ -366,8 +377,9 @@ class Learner:
     def clip_and_step(self) -> tuple[float, bool]:
         """All-reduce, clip and apply the accumulated gradient; (its norm, stepped). A
         non-finite gradient is dropped, never stepped with."""
-        self.ranks.all_reduce_grads(self.params)
-        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+        if not self.sharded:  # a sharded backward has already summed each rank's slice
+            self.ranks.all_reduce_grads(self.params)
+        norm = float(full(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)))
         if not np.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return norm, False
@@ -449,18 +461,41 @@ class Learner:
     def join_group(self, rank: int, world: int, address: str, port: int, backend: str, timeout_s: float) -> None:
         """Become rank `rank` of a data-parallel learner group of `world` (ranks.py)."""
         self.ranks = join(rank, world, address, port, backend, timeout_s)
+        if self.cfg.group.sharding == "fsdp" and world > 1:
+            shard_denoiser(self.unet)  # the parameters become this rank's shards: a new optimizer over them
+            self.params = [p for p in self.unet.parameters() if p.requires_grad]
+            self.optimizer = self._optimizer()
+            self.sharded = True
+
+    def _optimizer(self) -> torch.optim.AdamW:
+        c = self.cfg
+        return torch.optim.AdamW(self.params, lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
+
+    def _trained(self) -> dict[str, torch.Tensor]:
+        """The trainable tensors by name, whole: a sharded group gathers them (every rank
+        must call this at once)."""
+        return {n: full(p.detach()) for n, p in self.unet.named_parameters() if p.requires_grad}
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this rank returns the weights it gathers (rank 0; every unsharded rank)."""
+        return not self.sharded or self.ranks.rank == 0
 
     # ---- weights ----------------------------------------------------------------
     def publish(self) -> WeightsUpdate:
-        return WeightsUpdate(self.version, trainable_state(self.unet))
+        """The trainable weights (a sharded group: every rank gathers, rank 0 returns them)."""
+        if not self.sharded:
+            return WeightsUpdate(self.version, trainable_state(self.unet))
+        whole = self._trained()
+        return WeightsUpdate(self.version, {n: t.float().cpu().numpy() for n, t in whole.items()} if self._writes else {})
 
     def state(self) -> LearnerState:
         """Trainable weights (at their own dtype), AdamW moments, the advantage tracker
         and the window/shuffle RNG: what resuming needs for an identical continuation."""
-        trained = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+        trained = self._trained()
         names = list(trained)
-        tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in trained.items()}
-        opt, opt_meta = optimizer_tensors(self.optimizer, "opt.")
+        tensors = {f"param.{n}": p.cpu().clone() for n, p in trained.items()}
+        opt, opt_meta = optimizer_tensors(self.optimizer, "opt.")  # whole moments: the unsharded layout
         meta = {"param_names": names, **opt_meta, "tracker": self.tracker.state_dict(), "rng": self.rng.bit_generator.state,
                 "next_window": None if self.next_window is None else list(self.next_window)}
         tensors.update(opt)
@@ -468,7 +503,7 @@ class Learner:
         if self.algorithm is not None:
             algo_tensors, meta["algorithm"] = self.algorithm.state()
             tensors.update(algo_tensors)
-        return LearnerState(self.version, tensors, meta)
+        return LearnerState(self.version, tensors, meta) if self._writes else LearnerState(self.version, {}, {})
 
     def load_state(self, st: LearnerState) -> None:
         trained = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
@@ -477,8 +512,8 @@ class Learner:
                              "model or LoRA settings differ from the run being resumed")
         with torch.no_grad():
             for n, p in trained.items():
-                p.copy_(st.tensors[f"param.{n}"])
-        load_optimizer(self.optimizer, st.tensors, st.meta, "opt.")
+                assign(p, st.tensors[f"param.{n}"])
+        load_optimizer(self.optimizer, st.tensors, st.meta, "opt.", like=self.params)
         self.tracker.load_state_dict(st.meta["tracker"])
         self.rng.bit_generator.state = st.meta["rng"]
         nw = st.meta.get("next_window")
@@ -496,8 +531,8 @@ class Learner:
         if self.trainable == "lora":
             state = {k: v.numpy() for k, v in lora_state_for_diffusers(self.unet).items()}
             return Checkpoint("lora", self.version, state, {}, self.denoiser_name)
-        state = {k: v.detach().cpu().numpy() for k, v in self.unet.state_dict().items()}
-        return Checkpoint("full", self.version, state, dict(self.unet.config), self.denoiser_name)
+        state = {k: full(v.detach()).cpu().numpy() for k, v in self.unet.state_dict().items()}  # sharded: gathered
+        return Checkpoint("full", self.version, state if self._writes else {}, dict(self.unet.config), self.denoiser_name)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -244,3 +245,26 @@ def test_a_learner_that_dies_at_a_checkpoint_stops_the_run_as_lost(ray_cluster):
     ctl.learner = actor
     with pytest.raises(LearnerLost, match="while the checkpoint at iteration 5 was taken"):
         ctl.checkpoint(5)
+
+
+def test_a_sharded_learner_group_trains_a_full_denoiser_and_resumes(ray_cluster, tmp_path):
+    """learner.group.sharding=fsdp: two learner ranks each holding half of a fully
+    fine-tuned denoiser, through the service. Two iterations publish and checkpoint the
+    whole UNet, gathered from both ranks; a resumed run loads that checkpoint into the
+    shards and trains two more (that a whole state loaded into shards trains as one
+    learner does is tests/integration/test_learner_group.py's)."""
+    port = ray_cluster["http_port"]
+    extra = ("model.trainable=full", "learner.group.num_ranks=2", "learner.group.sharding=fsdp",
+             "learner.num_cpus=0.5", "learner.torch_threads=1", "sampler.torch_threads=1")
+    assert main(args(tmp_path, port, "sharded", *extra, "run.iterations=2")) == 0
+    actors = json.loads((tmp_path / "sharded" / "actors.json").read_text())["actors"]
+    assert actors["sharded:learner"]["pid"] != actors["sharded:learner:1"]["pid"]
+    assert main(args(tmp_path, port, "sharded", *extra, "--resume", str(tmp_path / "sharded"))) == 0
+    got = rows(tmp_path / "sharded")
+    assert [r["iteration"] for r in got] == [0, 1, 2, 3] and [r["weights_version"] for r in got] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) and r["trained_pairs"] > 0 for r in got)
+    unet = lambda step: load_file(tmp_path / "sharded" / "checkpoints" / f"step_000{step}" / "unet"  # noqa: E731
+                                  / "diffusion_pytorch_model.safetensors")
+    two, four = unet(2), unet(4)
+    assert len(two) > 100 and two.keys() == four.keys()  # the whole UNet, every tensor
+    assert any(not torch.equal(two[k], four[k]) for k in two)  # the resumed updates trained it

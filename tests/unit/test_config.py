@@ -1,4 +1,5 @@
 """The config tree: every shipped YAML validates; bad input names the field."""
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,15 @@ def test_contradictions_are_refused():
         load_config(Path(CONFIGS[0]), ["learner.group.num_ranks=2", "learner.group.backend=nccl"])
     with pytest.raises(ConfigError, match="learner.off_policy.is_cap"):
         load_config(Path(CONFIGS[0]), ["learner.off_policy.is_cap=0.5"])
+    full = ["model.trainable=full", "learner.group.num_ranks=2", "learner.group.sharding=fsdp"]
+    tiny = next(Path(c) for c in CONFIGS if Path(c).name == "tiny.yaml")
+    assert load_config(tiny, full).learner.group.sharding == "fsdp"
+    for bad, named in ((["model.trainable=lora"], "model.trainable=full (got lora)"),
+                       (["learner.group.num_ranks=1"], "num_ranks >= 2 (got 1)"),
+                       (["learner.algorithm=draft"], "learner.algorithm=ppo (got draft)"),
+                       (["publish.method=collective"], "publish.method=object_store (got collective)")):
+        with pytest.raises(ConfigError, match=re.escape(named)):
+            load_config(tiny, full + bad)
 
 
 def test_unreadable_files(tmp_path):
