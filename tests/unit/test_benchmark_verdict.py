@@ -55,3 +55,28 @@ def test_compare_runs_pairs_through_a_few_base_flips_and_refuses_more():
         base_mismatch(base, flipped, 0)
     with pytest.raises(SystemExit, match="do not pair"):
         base_mismatch(base, base[:, :40], 0)
+
+
+def test_pool_runs_pairs_every_sample_of_every_file_hand_worked(tmp_path):
+    import json
+
+    import pytest
+    from pool_runs import pooled
+
+    def result(path, seed, base, final, count_base, count_final):
+        ev = {"base_total": base, "final_total": final,
+              "base_components": {"scene_check/count": count_base}, "final_components": {"scene_check/count": count_final}}
+        path.write_text(json.dumps({"eval_prompts": 2, "eval_seeds": [0], "iterations": 9,
+                                    "runs": [{"seed": seed, "cost": {}, "test": ev}]}))
+        return str(path)
+
+    a = result(tmp_path / "a.json", 0, [0.5, 0.5], [0.6, 0.7], [0, 1], [1, 1])
+    b = result(tmp_path / "b.json", 1, [0.5, 0.5], [0.5, 0.8], [1, 0], [1, 0])
+    out = pooled(f"{a},{b}", "test")
+    # differences 0.1, 0.2, 0.0, 0.3: mean 0.15, sample std sqrt(0.05 / 3), SE that / 2
+    assert out["total"].mean == pytest.approx(0.15) and out["total"].n == 4
+    assert out["total"].se == pytest.approx((0.05 / 3) ** 0.5 / 2)
+    assert out["seeds"][0].mean == pytest.approx(0.15) and out["seeds"][1].mean == pytest.approx(0.15)
+    assert out["checks"]["scene_check/count"].mean == pytest.approx(0.25)  # differences 1, 0, 0, 0
+    with pytest.raises(SystemExit, match="seed 0 appears twice"):
+        pooled(f"{a},{a}", "test")
