@@ -155,6 +155,7 @@ def main() -> None:
         scored = rollout(cfg)
         print(f"learner group, {a.scale}: {scored.rollout.batch_size} trajectories x {cfg.sampling.num_steps} steps, "
               f"{a.updates} updates", flush=True)
+        shown = [o.replace(work, "<scratch>") for o in overrides]  # no machine paths in results
         rows, heads = [], {}
         for name in a.settings.split(","):
             row, heads[name] = run_setting(name, cfg, scored, a.updates)
@@ -172,7 +173,7 @@ def main() -> None:
                                                   if k in row), flush=True)
     path = write_result(f"learner_group_{a.tag or a.scale}", {
         "scale": a.scale, "updates": a.updates, "trajectories": scored.rollout.batch_size,
-        "steps": cfg.sampling.num_steps, "config": shown_config(config), "overrides": overrides, "rows": rows},
+        "steps": cfg.sampling.num_steps, "config": shown_config(config), "overrides": shown, "rows": rows},
         ROOT / "benchmarks" / "results" / "learner_group")
     print(f"wrote {path}")
 

@@ -41,7 +41,7 @@ from .sampler_group import SamplerGroup
 from .evaluator import InRunEvaluator
 from .metrics import RunMetrics
 from .publish import Publisher
-from .serve_app import ensure_rewards
+from .serve_app import await_rewards, ensure_rewards
 
 
 @dataclass
@@ -132,11 +132,12 @@ class Controller:
         self.run_dir.write_config(dump_config(self.cfg))
         self.metrics = RunMetrics(self.cfg.run.name)
         self.tensorboard = TensorBoardLog(self.run_dir.root, self.start) if self.cfg.run.tensorboard else None
-        self.owns_rewards = ensure_rewards(self.cfg.rewards)
+        self.owns_rewards = ensure_rewards(self.cfg.rewards, wait=False)  # its replicas start beside the actors
         self.placement = reserve_placement(self.cfg)
         self.samplers = SamplerGroup(self.cfg, self.placement)
         self.learners = LearnerGroup(self.cfg, self.placement)
-        self.learner = self.learners.rank0  # rank 0 publishes, exports and checkpoints (learners.call)
+        if self.owns_rewards:
+            await_rewards(self.cfg.rewards)
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
             if self.resume[1] is not None:
                 self.learners.load_state(self.resume[1])
@@ -263,7 +264,7 @@ class Controller:
         when the evaluator's rule says so, the iterations (and cost) not spent counted."""
         ev = self.evaluator
         if self.cfg.run.stop.export_best and ev.best_updates == updates:
-            ckpt = self.from_learner(self.learners.call("export"), f"the best weights after {updates} updates were exported")
+            ckpt, = self.from_learner(["export"], f"the best weights after {updates} updates were exported")
             self.run_dir.save_checkpoint(updates, ckpt, {"iteration": updates, "best": True}, name="best")
         d = ev.decision
         if not (ev.stops and d.stop) or updates >= self.cfg.run.iterations:
@@ -276,17 +277,17 @@ class Controller:
         self.run_dir.write_json("stopped.json", self.stopped)
         return True
 
-    def from_learner(self, refs, while_: str):
-        """ray.get of learner calls; a dead learner stops the run as LearnerLost (the CLI
-        then prints the resume command), wherever the loop was when it died."""
+    def from_learner(self, methods: list[str], while_: str) -> list:
+        """The results of rank 0's `methods` (see LearnerGroup.call); a dead learner rank
+        stops the run as LearnerLost (the CLI then prints the resume command), wherever
+        the loop was when it died."""
         try:
-            return ray.get(refs)
+            return ray.get([self.learners.call(m) for m in methods])
         except ray.exceptions.RayActorError as err:
             raise LearnerLost(f"a learner actor died while {while_} ({type(err).__name__})") from None
 
     def checkpoint(self, step: int, final: bool = False) -> None:
-        ckpt, state = self.from_learner([self.learners.call("export"), self.learners.call("state")],
-                                        f"the checkpoint at iteration {step} was taken")
+        ckpt, state = self.from_learner(["export", "state"], f"the checkpoint at iteration {step} was taken")
         path = self.run_dir.save_checkpoint(step, ckpt, {"iteration": step, "final": final}, state)
         self.run_dir.prune_checkpoints(self.cfg.run.keep_checkpoints)
         self.saved_at = step
@@ -297,7 +298,7 @@ class Controller:
         """On the way out of a failed or stopped run: if the learner is alive and its
         state matches the metrics on disk, checkpoint it so --resume loses nothing."""
         at = self.consistent_at
-        if at is None or at == self.saved_at or at == self.start or getattr(self, "learner", None) is None:
+        if at is None or at == self.saved_at or at == self.start or getattr(self, "learners", None) is None:
             return
         try:
             self.checkpoint(at)

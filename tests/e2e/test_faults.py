@@ -211,40 +211,55 @@ def test_reward_app_that_cannot_start_stops_the_run_naming_it(ray_cluster, tmp_p
     assert not rows(tmp_path / "nogpu")
 
 
-def test_a_learner_that_dies_at_a_checkpoint_stops_the_run_as_lost(ray_cluster):
+@pytest.mark.parametrize("sharded", [False, True])
+def test_a_learner_that_dies_at_a_checkpoint_stops_the_run_as_lost(ray_cluster, sharded):
     """The learner can die while the loop takes a checkpoint (or exports the best
     weights), not only during an update: that too is LearnerLost, which the CLI turns
-    into exit code 3 and the resume command, never an uncaught actor error."""
+    into exit code 3 and the resume command, never an uncaught actor error. A sharded
+    group calls every rank, and rank 1's death is seen while rank 0 still works."""
     import ray
 
     from adascope_ray.cluster.controller import Controller
     from adascope_ray.cluster.errors import LearnerLost
+    from adascope_ray.cluster.learner_group import LearnerGroup
 
     @ray.remote(num_cpus=0)
     class Learner:
+        def __init__(self, busy_s: float):
+            self.busy_s = busy_s
+
         def export(self):
+            time.sleep(self.busy_s)  # rank 0 of a sharded group waits on the others
             return {}
 
         def state(self):
             return {}
 
-    actor = Learner.remote()
-    ray.get(actor.export.remote())
-    ray.kill(actor)
+    dead = Learner.remote(0.0)
+    ray.get(dead.export.remote())
+    ray.kill(dead)
     deadline = time.monotonic() + 60  # ray.kill returns before the actor is gone
     while True:
         try:
-            ray.get(actor.export.remote(), timeout=10)
+            ray.get(dead.export.remote(), timeout=10)
         except ray.exceptions.RayActorError:
             break
         except ray.exceptions.GetTimeoutError:
             pass
         assert time.monotonic() < deadline, "the killed actor still answers after 60 s"
         time.sleep(0.1)
-    ctl = Controller.__new__(Controller)  # only the learner is needed for the call
-    ctl.learner = actor
-    with pytest.raises(LearnerLost, match="while the checkpoint at iteration 5 was taken"):
-        ctl.checkpoint(5)
+    group = LearnerGroup.__new__(LearnerGroup)  # the group's calls, on actors made here
+    group.sharded = sharded
+    group.actors = [Learner.remote(600.0), dead] if sharded else [dead]
+    ctl = Controller.__new__(Controller)  # only the learner group is needed for the call
+    ctl.learners = group
+    try:
+        started = time.monotonic()
+        with pytest.raises(LearnerLost, match="while the checkpoint at iteration 5 was taken"):
+            ctl.checkpoint(5)
+        assert time.monotonic() - started < 300, "the dead rank was seen only after rank 0 finished"
+    finally:
+        ray.kill(group.actors[0])
 
 
 def test_a_sharded_learner_group_trains_a_full_denoiser_and_resumes(ray_cluster, tmp_path):

@@ -5,7 +5,7 @@ from adascope_ray.cluster.controller import Controller
 
 def test_a_failed_checkpoint_on_the_way_out_is_reported(capsys):
     ctl = Controller.__new__(Controller)
-    ctl.consistent_at, ctl.saved_at, ctl.start, ctl.learner = 3, 2, 0, object()
+    ctl.consistent_at, ctl.saved_at, ctl.start, ctl.learners = 3, 2, 0, object()
 
     def checkpoint(step, final=False):
         raise OSError(28, "No space left on device")
