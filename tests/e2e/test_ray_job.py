@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,18 @@ def has_iteration(metrics: Path) -> bool:
     return metrics.exists() and bool(metrics.read_text().strip())
 
 
+def dashboard_get(head, path: str):
+    """GET of the head's dashboard REST API with the cluster's token. Polls use it, not
+    the CLI: each `ray`/`serve` command is a Python process of about 2 s of CPU, and
+    polling with them every few seconds takes a core from the runs being waited on."""
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    req = urllib.request.Request(head.dashboard + path, headers={"authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
 def job_status(head, job_id: str) -> str:
-    return head.run("ray", "job", "status", "--address", head.dashboard, job_id).stdout.lower()
+    return str(dashboard_get(head, f"/api/jobs/{job_id}")["status"]).lower()
 
 
 def final_status(head, job_id: str) -> str:
@@ -68,10 +79,10 @@ def final_status(head, job_id: str) -> str:
 
 
 def alive_run_actors(head, run_name: str) -> list[str]:
-    r = head.run("ray", "list", "actors", "--address", head.dashboard, "--filter", "state=ALIVE",
-                 "--format", "json", "--limit", "1000")
-    assert r.returncode == 0, r.stderr
-    return [a["name"] for a in json.loads(r.stdout) if (a.get("name") or "").startswith(f"{run_name}:")]
+    got = dashboard_get(head, "/api/v0/actors?limit=10000&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE")
+    actors = got["data"]["result"]["result"]
+    assert all(a["state"] == "ALIVE" for a in actors)
+    return [a["name"] for a in actors if (a.get("name") or "").startswith(f"{run_name}:")]
 
 
 def test_client_without_token_is_refused(head):
@@ -113,15 +124,13 @@ def test_job_stop_leaves_no_actors_or_app(head, tmp_path):
 
 
 def serve_status(head) -> dict:
-    r = head.run("serve", "status", "--address", head.dashboard)
-    assert r.returncode == 0, r.stderr
-    return yaml.safe_load(r.stdout) or {}
+    return dashboard_get(head, "/api/serve/applications/")
 
 
 def running_replicas(head, app: str, deployment: str) -> int:
     apps = serve_status(head).get("applications") or {}
     dep = ((apps.get(app) or {}).get("deployments") or {}).get(deployment) or {}
-    return int((dep.get("replica_states") or {}).get("RUNNING", 0))
+    return sum(r.get("state") == "RUNNING" for r in dep.get("replicas") or [])
 
 
 def deploy_rewards_file(head, tmp_path, tag: str, **scaling) -> None:
