@@ -41,7 +41,7 @@ from .sampler_group import SamplerGroup
 from .evaluator import InRunEvaluator
 from .metrics import RunMetrics
 from .publish import Publisher
-from .serve_app import await_rewards, ensure_rewards
+from .serve_app import ensure_rewards
 
 
 @dataclass
@@ -132,12 +132,10 @@ class Controller:
         self.run_dir.write_config(dump_config(self.cfg))
         self.metrics = RunMetrics(self.cfg.run.name)
         self.tensorboard = TensorBoardLog(self.run_dir.root, self.start) if self.cfg.run.tensorboard else None
-        self.owns_rewards = ensure_rewards(self.cfg.rewards, wait=False)  # its replicas start beside the actors
+        self.owns_rewards = ensure_rewards(self.cfg.rewards)
         self.placement = reserve_placement(self.cfg)
         self.samplers = SamplerGroup(self.cfg, self.placement)
         self.learners = LearnerGroup(self.cfg, self.placement)
-        if self.owns_rewards:
-            await_rewards(self.cfg.rewards)
         if self.resume:  # exact state: weights, optimizer, tracker, RNG, version
             if self.resume[1] is not None:
                 self.learners.load_state(self.resume[1])

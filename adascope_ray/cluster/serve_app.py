@@ -219,22 +219,15 @@ def start_serve(host: str, port: int, proxy_ready_timeout_s: float = 60.0) -> No
                 raise
 
 
-def deploy_rewards(rewards_cfg, wait: bool = True) -> None:
-    """Deploy the app and (with `wait`) wait, bounded, until it runs; see await_rewards.
-    Without `wait` the replicas start while the caller does other work."""
+def deploy_rewards(rewards_cfg) -> None:
+    """Deploy the app and wait (bounded) until it runs; on failure it is removed and
+    RewardAppError names the app and what Serve reports."""
     from ray.serve.api import RunTarget
 
     start_serve(rewards_cfg.http_host, rewards_cfg.http_port, rewards_cfg.proxy_ready_timeout_s)
     serve.run_many([RunTarget(target=build_reward_app(rewards_cfg), name=rewards_cfg.app_name,
                               route_prefix=rewards_cfg.route_prefix)],
                    wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
-    if wait:
-        await_rewards(rewards_cfg)
-
-
-def await_rewards(rewards_cfg) -> None:
-    """Wait (bounded) until a deployed app runs; on failure it is removed and
-    RewardAppError names the app and what Serve reports."""
     try:
         wait_running(rewards_cfg.app_name, rewards_cfg.ready_timeout_s)
     except RewardAppError:
@@ -271,9 +264,8 @@ def app_running(app_name: str) -> bool:
     return _app_state(app_name)[0] == "RUNNING"
 
 
-def ensure_rewards(rewards_cfg, wait: bool = True) -> bool:
-    """Deploy or attach per rewards.deploy. Returns True when this run deployed it; an
-    app it deployed without `wait` is then awaited with await_rewards."""
+def ensure_rewards(rewards_cfg) -> bool:
+    """Deploy or attach per rewards.deploy. Returns True when this run deployed it."""
     if rewards_cfg.deploy != "own" and app_running(rewards_cfg.app_name):
         check_attached(rewards_cfg, rewards_cfg.ready_timeout_s)
         return False
@@ -281,7 +273,7 @@ def ensure_rewards(rewards_cfg, wait: bool = True) -> bool:
         raise RewardAppError(
             f"reward application {rewards_cfg.app_name!r} is not running on this Ray cluster; "
             "start it with `serve deploy deploy/rewards.yaml`, or set rewards.deploy=own")
-    deploy_rewards(rewards_cfg, wait)
+    deploy_rewards(rewards_cfg)
     return True
 
 
