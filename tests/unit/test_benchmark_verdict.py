@@ -80,3 +80,29 @@ def test_pool_runs_pairs_every_sample_of_every_file_hand_worked(tmp_path):
     assert out["checks"]["scene_check/count"].mean == pytest.approx(0.25)  # differences 1, 0, 0, 0
     with pytest.raises(SystemExit, match="seed 0 appears twice"):
         pooled(f"{a},{a}", "test")
+
+
+def test_headroom_best_of_k_against_enumerating_every_subset():
+    """E[max of k of N draws without replacement] by the order statistic's weights equals
+    the mean over all C(N, k) subsets of their maximum (an independent count), and its
+    ends are the mean (k = 1) and the maximum (k = N); the variance split adds up."""
+    from itertools import combinations
+
+    import numpy as np
+    import pytest
+
+    from headroom import expected_best_of, variance_shares
+
+    r = np.array([[0.2, 1.0, 0.0], [0.8, 1.0, 0.0], [0.5, 0.6, 1.0], [0.2, 0.6, 0.0], [1.0, 0.0, 0.0]])  # (N=5, C=3)
+    for k in range(1, 6):
+        brute = [np.mean([max(r[list(s), c]) for s in combinations(range(5), k)]) for c in range(3)]
+        assert expected_best_of(r, k) == pytest.approx(brute, abs=1e-12)
+    # caption 2 passes once in five: best of 2 is 1 with probability 1 - C(4,2)/C(5,2) = 0.4
+    assert expected_best_of(r, 2)[2] == pytest.approx(0.4)
+    assert expected_best_of(r, 1) == pytest.approx(r.mean(axis=0))
+    assert expected_best_of(r, 5) == pytest.approx(r.max(axis=0))
+    with pytest.raises(ValueError, match="k must be in 1..5"):
+        expected_best_of(r, 6)
+    v = variance_shares(r)
+    assert v["within"] + v["between"] == pytest.approx(r.var())  # the law of total variance
+    assert variance_shares(np.ones((4, 2)) * [0.0, 1.0])["within_share"] == 0.0  # differences only between captions

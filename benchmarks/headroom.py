@@ -1,0 +1,152 @@
+"""How much reward the base policy's own samples hold: what a policy that learned to draw
+its better samples could reach, before any training.
+
+    .venv/bin/python benchmarks/headroom.py [--config configs/tiny.yaml] [--split validation]
+        [--prompts 48] [--seeds 16] [--ks 1,2,4,8,16] [--tag NAME] [key=value ...]
+
+The config's base policy samples each of `prompts` captions of a split with `seeds`
+noise seeds (the evaluation protocol's noise, adascope_ray.evaluation), and every sample
+is scored as evaluation scores it (scene_check pass / fail per check, their mean). Per
+caption c, with its N rewards sorted r_(1) ≤ … ≤ r_(N), the expected best of k draws
+without replacement is
+
+    E[max of k] = Σ_i r_(i) · C(i − 1, k − 1) / C(N, k)          (k ≤ N)
+
+(the order statistic's exact weights; k = 1 gives the mean, k = N the maximum). The mean
+over captions of E[max of k] is what the reward would be if the policy always drew the
+best of k of its present samples for each caption: a reference for how far sharpening
+the present distribution can go, not a bound on what training can reach (a trained
+policy may draw images the base never does). Beside it, the share of the reward's
+variance that is within captions (the noise's: what a policy can choose among) and
+between captions (the caption's own difficulty at this model), and each check the same
+way.
+
+--shared-start G,D also samples every caption in D groups of G rows that share their
+starting noise x_T (sampling.initial_noise=per_group) and differ only in the noise of
+each step, the actions a policy gradient credits. The mean within-group variance (ddof
+= 1) estimates E[Var(R | x_T)], the part of a caption's variance that the actions
+decide; over the within-caption variance of independent draws (ddof = 1) it gives the
+actions' share, the rest being decided by x_T. --branch-at j,… repeats it with the groups
+sharing also the deterministic (η = 0) path to x_j, as sampler placement's window [j, K)
+runs it: the share of the variance still left to steps j … K−1. Writes benchmarks/results/learning/<tag>.json with machine, config and commit.
+"""
+from __future__ import annotations
+
+import argparse
+from math import comb
+
+import numpy as np
+
+from common import ROOT, InProcessLoop, shown_config, write_result
+
+from adascope_ray.config import load_config  # noqa: E402
+from adascope_ray.evaluation import evaluate_sampler  # noqa: E402
+from adascope_ray.world.splits import split_captions  # noqa: E402
+
+
+def expected_best_of(rewards: np.ndarray, k: int) -> np.ndarray:
+    """rewards: (N, C) draws per caption. Returns (C,) the expected maximum of k of the N
+    draws taken without replacement (order-statistic weights C(i-1, k-1) / C(N, k))."""
+    n = rewards.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in 1..{n}, got {k}")
+    w = np.array([comb(i, k - 1) for i in range(n)], np.float64) / comb(n, k)     # (N,), sums to 1
+    return w @ np.sort(rewards, axis=0)
+
+
+def variance_shares(rewards: np.ndarray) -> dict[str, float]:
+    """rewards: (N, C). The total variance split into the mean within-caption variance and
+    the variance of the caption means (population forms, so the two add up)."""
+    within = float(rewards.var(axis=0).mean())
+    between = float(rewards.mean(axis=0).var())
+    total = within + between
+    return {"within": within, "between": between, "within_share": within / total if total > 0 else float("nan")}
+
+
+def actions_share(config: str, overrides: list[str], score, prompts: list[str], series: dict, spec: str,
+                  branch_at: list[int]) -> dict:
+    """Per branch step j: D groups of G rows per caption that share x_T and (j > 0) the
+    deterministic path to x_j, then draw every step's noise from j on. Returns, per j and
+    series, E[Var(R | shared part)] against Var(R) within captions (independent draws)."""
+    from adascope_ray.config import load_config
+    from adascope_ray.evaluation import EVAL_SEED_BASE
+    from adascope_ray.rollout import Sampler
+    from adascope_ray.types import PromptBatch
+
+    g, d = (int(x) for x in spec.split(","))
+    c = load_config(config, overrides + ["sampling.initial_noise=per_group"])
+    sampler = Sampler(c.model, c.sampling, c.sampler, pool=c.window.pool)
+    k_steps = c.sampling.num_steps
+    res = {"group": g, "draws": d, "by_branch_step": {}}
+    for j in branch_at:
+        rows = {name: [] for name in series}                           # name -> D arrays (C, G)
+        for draw in range(d):
+            batch = PromptBatch(prompts=[p for p in prompts for _ in range(g)],
+                                group_ids=np.repeat(np.arange(len(prompts)), g), seed=EVAL_SEED_BASE + 10_000 + draw,
+                                policy_version=sampler.version, window=(j, k_steps) if j else None)
+            out = score(sampler.sample(batch).images, batch.prompts)
+            for name in series:
+                v = out.total if name == "reward" else next(v for k, v in out.components.items() if k.endswith("/" + name))
+                rows[name].append(np.asarray(v, np.float64).reshape(len(prompts), g))
+            print(".", end="", flush=True)
+        print()
+        at = res["by_branch_step"][j] = {}
+        for name, r in series.items():
+            grouped = np.concatenate(rows[name], axis=1).reshape(len(prompts), d, g)   # (C, D, G)
+            keep = ~np.isnan(grouped).all(axis=(1, 2))
+            given = float(np.var(grouped[keep], axis=2, ddof=1).mean())             # E[Var(R | shared part)]
+            within = float(np.var(r[:, ~np.isnan(r).all(axis=0)], axis=0, ddof=1).mean())  # E over captions of Var(R)
+            at[name] = {"var_given_shared": given, "var_within_caption": within,
+                        "share_left": given / within if within > 0 else float("nan")}
+            shared = "x_T" if j == 0 else f"x_T and the η = 0 path to x_{j}"
+            print(f"  j={j:>2} {name:>10}: Var(R | {shared}) {given:.4f} of Var(R) within a caption {within:.4f}: "
+                  f"share left to steps {j}..{k_steps - 1}: {at[name]['share_left']:.2f}", flush=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
+    ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    ap.add_argument("--prompts", type=int, default=48)
+    ap.add_argument("--seeds", type=int, default=16)
+    ap.add_argument("--ks", default="1,2,4,8,16")
+    ap.add_argument("--shared-start", default="", help="G,D: D groups of G rows sharing x_T per caption")
+    ap.add_argument("--branch-at", default="0", help="with --shared-start: steps j at which the groups branch")
+    ap.add_argument("--tag", default="headroom")
+    a, overrides = ap.parse_known_args()
+    cfg = load_config(a.config, overrides)
+    loop = InProcessLoop(cfg)
+    from learning import held_out_reward
+
+    score = held_out_reward(cfg)
+    prompts = split_captions(a.split, a.prompts, seed=0)
+    seeds = list(range(a.seeds))
+    ks = [int(k) for k in a.ks.split(",")]
+    ev, _ = evaluate_sampler(loop.sampler, score, prompts, seeds,
+                             on_batch=lambda: print(".", end="", flush=True))
+    print()
+    series = {"reward": ev.total, **{k.rsplit("/", 1)[-1]: v for k, v in ev.components.items() if "/" in k}}
+    rows = {}
+    for name, r in series.items():                                   # r: (S, N) seeds x captions
+        r = r[:, ~np.isnan(r).all(axis=0)]  # a check a caption does not ask for (position) is NaN on every seed
+        rows[name] = {"best_of": {k: float(expected_best_of(r, k).mean()) for k in ks},
+                      "never": float((r.max(axis=0) == 0).mean()), "always": float((r.min(axis=0) == 1).mean()),
+                      **variance_shares(r)}
+        b = rows[name]["best_of"]
+        print(f"{name:>12}: " + "  ".join(f"best of {k} {b[k]:.3f}" for k in ks)
+              + f"  | within-caption share of variance {rows[name]['within_share']:.2f}"
+              + f"  | captions never / always passing {rows[name]['never']:.2f} / {rows[name]['always']:.2f}",
+              flush=True)
+    shared = actions_share(a.config, overrides, score, prompts, series, a.shared_start,
+                           [int(j) for j in a.branch_at.split(",")]) if a.shared_start else None
+    path = write_result(a.tag, {"shared_start": shared, "config": shown_config(a.config), "overrides": overrides, "split": a.split,
+                                "prompts": prompts, "seeds": seeds, "ks": ks, "by_series": rows,
+                                "total": ev.total.tolist(),
+                                "components": {k: v.tolist() for k, v in ev.components.items()}},
+                        ROOT / "benchmarks" / "results" / "learning")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
