@@ -25,8 +25,8 @@ way.
 starting noise x_T (sampling.initial_noise=per_group) and differ only in the noise of
 each step, the actions a policy gradient credits. The mean within-group variance (ddof
 = 1) estimates E[Var(R | x_T)], the part of a caption's variance that the actions
-decide; over the within-caption variance of independent draws (ddof = 1) it gives the
-actions' share, the rest being decided by x_T. --branch-at j,… repeats it with the groups
+decide; over the within-caption variance of as many free draws in the same layout (every
+row its own x_T, same batch seeds; ddof = 1) it gives the actions' share, the rest being decided by x_T. --branch-at j,… repeats it with the groups
 sharing also the deterministic (η = 0) path to x_j, as sampler placement's window [j, K)
 runs it: the share of the variance still left to steps j … K−1. Writes benchmarks/results/learning/<tag>.json with machine, config and commit.
 """
@@ -63,6 +63,18 @@ def variance_shares(rewards: np.ndarray) -> dict[str, float]:
     return {"within": within, "between": between, "within_share": within / total if total > 0 else float("nan")}
 
 
+def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
+    """mean(num) / mean(den) over captions and its jackknife standard error (leave one
+    caption out), or NaN where the denominator's mean is 0."""
+    n = len(num)
+    if n < 2 or den.sum() <= 0:
+        return float("nan"), float("nan")
+    ratio = float(num.mean() / den.mean())
+    loo = (num.sum() - num) / np.maximum(den.sum() - den, 1e-300)               # (n,) leave-one-out ratios
+    se = float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
+    return ratio, se
+
+
 def actions_share(config: str, overrides: list[str], score, prompts: list[str], series: dict, spec: str,
                   branch_at: list[int]) -> dict:
     """Per branch step j: D groups of G rows per caption that share x_T and (j > 0) the
@@ -74,11 +86,12 @@ def actions_share(config: str, overrides: list[str], score, prompts: list[str], 
     from adascope_ray.types import PromptBatch
 
     g, d = (int(x) for x in spec.split(","))
-    c = load_config(config, overrides + ["sampling.initial_noise=per_group"])
-    sampler = Sampler(c.model, c.sampling, c.sampler, pool=c.window.pool)
-    k_steps = c.sampling.num_steps
-    res = {"group": g, "draws": d, "by_branch_step": {}}
-    for j in branch_at:
+    k_steps = load_config(config, overrides).sampling.num_steps
+
+    def draws(initial_noise: str, j: int) -> dict[str, np.ndarray]:
+        """Every caption in D groups of G rows: name -> (C, D, G) rewards."""
+        c = load_config(config, overrides + [f"sampling.initial_noise={initial_noise}"])
+        sampler = Sampler(c.model, c.sampling, c.sampler, pool=c.window.pool)
         rows = {name: [] for name in series}                           # name -> D arrays (C, G)
         for draw in range(d):
             batch = PromptBatch(prompts=[p for p in prompts for _ in range(g)],
@@ -90,17 +103,24 @@ def actions_share(config: str, overrides: list[str], score, prompts: list[str], 
                 rows[name].append(np.asarray(v, np.float64).reshape(len(prompts), g))
             print(".", end="", flush=True)
         print()
-        at = res["by_branch_step"][j] = {}
-        for name, r in series.items():
-            grouped = np.concatenate(rows[name], axis=1).reshape(len(prompts), d, g)   # (C, D, G)
-            keep = ~np.isnan(grouped).all(axis=(1, 2))
-            given = float(np.var(grouped[keep], axis=2, ddof=1).mean())             # E[Var(R | shared part)]
-            within = float(np.var(r[:, ~np.isnan(r).all(axis=0)], axis=0, ddof=1).mean())  # E over captions of Var(R)
-            at[name] = {"var_given_shared": given, "var_within_caption": within,
-                        "share_left": given / within if within > 0 else float("nan")}
+        return {name: np.stack(v, axis=1) for name, v in rows.items()}
+
+    # the reference: the same layout and seeds, every row its own x_T and every step stochastic
+    free = draws("per_sample", 0)
+    res = {"group": g, "draws": d, "by_branch_step": {}}
+    for j in branch_at:
+        tied, at = draws("per_group", j), {}
+        res["by_branch_step"][j] = at
+        for name in series:
+            keep = ~np.isnan(tied[name]).all(axis=(1, 2))
+            given = np.var(tied[name][keep], axis=2, ddof=1).mean(axis=1)           # (C',) Var(R | shared part)
+            within = np.var(free[name][keep].reshape(int(keep.sum()), -1), axis=1, ddof=1)  # (C',) Var(R), free draws
+            share, se = ratio_of_means(given, within)
+            at[name] = {"var_given_shared": float(given.mean()), "var_within_caption": float(within.mean()),
+                        "share_left": share, "share_left_se": se}
             shared = "x_T" if j == 0 else f"x_T and the η = 0 path to x_{j}"
-            print(f"  j={j:>2} {name:>10}: Var(R | {shared}) {given:.4f} of Var(R) within a caption {within:.4f}: "
-                  f"share left to steps {j}..{k_steps - 1}: {at[name]['share_left']:.2f}", flush=True)
+            print(f"  j={j:>2} {name:>10}: Var(R | {shared}) {given.mean():.4f} of Var(R) within a caption "
+                  f"{within.mean():.4f}: share left to steps {j}..{k_steps - 1}: {share:.2f} ± {se:.2f}", flush=True)
     return res
 
 

@@ -106,3 +106,18 @@ def test_headroom_best_of_k_against_enumerating_every_subset():
     v = variance_shares(r)
     assert v["within"] + v["between"] == pytest.approx(r.var())  # the law of total variance
     assert variance_shares(np.ones((4, 2)) * [0.0, 1.0])["within_share"] == 0.0  # differences only between captions
+
+
+def test_headroom_share_of_variance_and_its_jackknife_se_hand_worked():
+    """ratio of means 2.5 / 2 = 1.25; leaving each caption out gives 9/6, 8/6, 7/6, 6/6,
+    whose squared deviations from 1.25 sum to 0.13889, times 3/4 → SE 0.3227 (with a
+    constant denominator, the plain SE of the numerator's mean over it: 1.291 / 2 / 2)."""
+    import numpy as np
+    import pytest
+
+    from headroom import ratio_of_means
+
+    share, se = ratio_of_means(np.array([1.0, 2.0, 3.0, 4.0]), np.full(4, 2.0))
+    assert share == pytest.approx(1.25) and se == pytest.approx(0.32275, abs=1e-5)
+    assert se == pytest.approx(np.std([1.0, 2.0, 3.0, 4.0], ddof=1) / 2 / 2)
+    assert np.isnan(ratio_of_means(np.ones(3), np.zeros(3))[0])
