@@ -26,9 +26,11 @@ starting noise x_T (sampling.initial_noise=per_group) and differ only in the noi
 each step, the actions a policy gradient credits. The mean within-group variance (ddof
 = 1) estimates E[Var(R | x_T)], the part of a caption's variance that the actions
 decide; over the within-caption variance of as many free draws in the same layout (every
-row its own x_T, same batch seeds; ddof = 1) it gives the actions' share, the rest being decided by x_T. --branch-at j,… repeats it with the groups
-sharing also the deterministic (η = 0) path to x_j, as sampler placement's window [j, K)
-runs it: the share of the variance still left to steps j … K−1. Writes benchmarks/results/learning/<tag>.json with machine, config and commit.
+row its own x_T, same batch seeds; ddof = 1) it gives the actions' share, the rest being
+decided by x_T. --branch-at j,… repeats it with the groups sharing also the deterministic
+(η = 0) path to x_j, as sampler placement's window [j, K) runs it: the share of the
+variance still left to steps j … K−1. Writes benchmarks/results/learning/<tag>.json with
+machine, config and commit.
 """
 from __future__ import annotations
 
@@ -37,11 +39,26 @@ from math import comb
 
 import numpy as np
 
-from common import ROOT, InProcessLoop, shown_config, write_result
+from common import ROOT, shown_config, write_result
+from learning import held_out_reward
 
 from adascope_ray.config import load_config  # noqa: E402
-from adascope_ray.evaluation import evaluate_sampler  # noqa: E402
+from adascope_ray.evaluation import EVAL_SEED_BASE, evaluate_sampler  # noqa: E402
+from adascope_ray.rollout import Sampler  # noqa: E402
+from adascope_ray.types import PromptBatch  # noqa: E402
 from adascope_ray.world.splits import split_captions  # noqa: E402
+
+
+def base_sampler(config: str, overrides: list[str]) -> Sampler:
+    """The config's policy before any update (its adapters start at zero)."""
+    c = load_config(config, overrides)
+    return Sampler(c.model, c.sampling, c.sampler, pool=c.window.pool)
+
+
+def by_series(total: np.ndarray, components: dict) -> dict[str, np.ndarray]:
+    """'reward' and each check ('scene_check/count' -> 'count'), the arrays as given."""
+    return {"reward": np.asarray(total, np.float64),
+            **{k.rsplit("/", 1)[-1]: np.asarray(v, np.float64) for k, v in components.items() if "/" in k}}
 
 
 def expected_best_of(rewards: np.ndarray, k: int) -> np.ndarray:
@@ -80,27 +97,20 @@ def actions_share(config: str, overrides: list[str], score, prompts: list[str], 
     """Per branch step j: D groups of G rows per caption that share x_T and (j > 0) the
     deterministic path to x_j, then draw every step's noise from j on. Returns, per j and
     series, E[Var(R | shared part)] against Var(R) within captions (independent draws)."""
-    from adascope_ray.config import load_config
-    from adascope_ray.evaluation import EVAL_SEED_BASE
-    from adascope_ray.rollout import Sampler
-    from adascope_ray.types import PromptBatch
-
     g, d = (int(x) for x in spec.split(","))
     k_steps = load_config(config, overrides).sampling.num_steps
 
     def draws(initial_noise: str, j: int) -> dict[str, np.ndarray]:
         """Every caption in D groups of G rows: name -> (C, D, G) rewards."""
-        c = load_config(config, overrides + [f"sampling.initial_noise={initial_noise}"])
-        sampler = Sampler(c.model, c.sampling, c.sampler, pool=c.window.pool)
+        sampler = base_sampler(config, overrides + [f"sampling.initial_noise={initial_noise}"])
         rows = {name: [] for name in series}                           # name -> D arrays (C, G)
         for draw in range(d):
             batch = PromptBatch(prompts=[p for p in prompts for _ in range(g)],
                                 group_ids=np.repeat(np.arange(len(prompts)), g), seed=EVAL_SEED_BASE + 10_000 + draw,
                                 policy_version=sampler.version, window=(j, k_steps) if j else None)
             out = score(sampler.sample(batch).images, batch.prompts)
-            for name in series:
-                v = out.total if name == "reward" else next(v for k, v in out.components.items() if k.endswith("/" + name))
-                rows[name].append(np.asarray(v, np.float64).reshape(len(prompts), g))
+            for name, v in by_series(out.total, out.components).items():
+                rows[name].append(v.reshape(len(prompts), g))
             print(".", end="", flush=True)
         print()
         return {name: np.stack(v, axis=1) for name, v in rows.items()}
@@ -135,18 +145,14 @@ def main() -> None:
     ap.add_argument("--branch-at", default="0", help="with --shared-start: steps j at which the groups branch")
     ap.add_argument("--tag", default="headroom")
     a, overrides = ap.parse_known_args()
-    cfg = load_config(a.config, overrides)
-    loop = InProcessLoop(cfg)
-    from learning import held_out_reward
-
-    score = held_out_reward(cfg)
+    score = held_out_reward(load_config(a.config, overrides))
     prompts = split_captions(a.split, a.prompts, seed=0)
     seeds = list(range(a.seeds))
     ks = [int(k) for k in a.ks.split(",")]
-    ev, _ = evaluate_sampler(loop.sampler, score, prompts, seeds,
+    ev, _ = evaluate_sampler(base_sampler(a.config, overrides), score, prompts, seeds,
                              on_batch=lambda: print(".", end="", flush=True))
     print()
-    series = {"reward": ev.total, **{k.rsplit("/", 1)[-1]: v for k, v in ev.components.items() if "/" in k}}
+    series = by_series(ev.total, ev.components)
     rows = {}
     for name, r in series.items():                                   # r: (S, N) seeds x captions
         r = r[:, ~np.isnan(r).all(axis=0)]  # a check a caption does not ask for (position) is NaN on every seed
@@ -160,8 +166,8 @@ def main() -> None:
               flush=True)
     shared = actions_share(a.config, overrides, score, prompts, series, a.shared_start,
                            [int(j) for j in a.branch_at.split(",")]) if a.shared_start else None
-    path = write_result(a.tag, {"shared_start": shared, "config": shown_config(a.config), "overrides": overrides, "split": a.split,
-                                "prompts": prompts, "seeds": seeds, "ks": ks, "by_series": rows,
+    path = write_result(a.tag, {"shared_start": shared, "config": shown_config(a.config), "overrides": overrides,
+                                "split": a.split, "prompts": prompts, "seeds": seeds, "ks": ks, "by_series": rows,
                                 "total": ev.total.tolist(),
                                 "components": {k: v.tolist() for k, v in ev.components.items()}},
                         ROOT / "benchmarks" / "results" / "learning")
