@@ -3,8 +3,9 @@ them, and thresholds calibrated from when the reward's outcome is really decided
 
     .venv/bin/python benchmarks/signal_curves.py [--config configs/tiny.yaml] [--prompts 64] [key=value ...]
 
-The base policy samples held-out world prompts (never trained on) with the config's
-sampler. For every step k it records S_k (structure), C_k (semantic fallback) and D_k
+The base policy samples captions of the world's validation split (`--split`; a
+calibration is a decision, so it is made on validation captions, never on test ones)
+with the config's sampler. For every step k it records S_k (structure), C_k (semantic fallback) and D_k
 (convergence). They are calibrated against a reference independent of them, the
 reward itself: from each sample's x_k, --branches continuations with fresh noise are
 scored with scene_check; V_k is the reward variance they still show (V_K = 0) and
@@ -80,13 +81,15 @@ def main() -> None:
     from adascope_ray.core.window import adascope_bounds
     from adascope_ray.rewards.scene_check import CHECKS, SceneCheck
     from adascope_ray.rollout import Sampler
-    from adascope_ray.world.evaluate import heldout_prompts
+    from adascope_ray.world.splits import split_captions
     from adascope_ray.charts import Series, line_chart
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--split", default="validation", choices=["train", "validation", "test"],
+                    help="the caption split sampled (calibration decides: validation)")
     ap.add_argument("--branches", type=int, default=4, help="continuations per sample and step for G_k")
     ap.add_argument("--branch-every", type=int, default=2, help="measure G_k every this many steps, linear between")
     ap.add_argument("--open", type=float, default=0.2, help="F_k at which the calibrated window opens")
@@ -95,7 +98,7 @@ def main() -> None:
     args, overrides = ap.parse_known_args()
     cfg = load_config(args.config, overrides)
     sampler = Sampler(cfg.model, cfg.sampling, cfg.sampler, pool=cfg.window.pool)
-    prompts = heldout_prompts(args.prompts)
+    prompts = split_captions(args.split, args.prompts, seed=0)
     bs = cfg.sampler.batch_size
     chunks = [sampler.trace(prompts[i : i + bs], SEED + i) for i in range(0, len(prompts), bs)]
     cat = lambda key: np.concatenate([c[key] for c in chunks])  # noqa: E731
@@ -163,11 +166,11 @@ def main() -> None:
         Series("psi full (prior)", ks, list(psi_full), dashed=True),
         Series("G_k variance decided", ks, list(G[:k]), color=(0, 0, 0)),
         Series("F_k outcome visible", ks, list(F), color=(90, 90, 90)),
-    ], title=f"signals on held-out world prompts ({n} samples; bands 10-90 %); calibrated window [{calib_win[0]}, {calib_win[1]})",
+    ], title=f"{args.split} captions ({n}; bands 10-90 %), calibrated window [{calib_win[0]}, {calib_win[1]})",
         xlabel="denoising step k", ylabel="value", ylim=(-0.1, 1.05))
     shown = shown_config(args.config)
     path = write_result("signal_curves", {
-        "config": shown, "overrides": overrides, "samples": n, "steps": k,
+        "config": shown, "overrides": overrides, "split": args.split, "samples": n, "steps": k,
         "curves": {"S": Sm.tolist(), "C": Cm.tolist(), "D": np.nan_to_num(Dm, posinf=-1).tolist(),
                    "psi_pooled": psi_pool.tolist(), "psi_full": psi_full.tolist(), "A": A.tolist(), "F": F.tolist(),
                    "G": G.tolist(), "V": V.tolist(),
