@@ -6,7 +6,9 @@ A and B are results of benchmarks/learning.py (several files per side when its s
 were run apart). Each training seed's two checkpoints were evaluated on the same
 captions with the same noise, so their rewards pair sample by sample: for every seed
 present on both sides the difference B − A of the final checkpoints is reported with
-its standard error (ddof = 1) and verdict (core/paired.py), then pooled over seeds. The
+its standard error (ddof = 1) and verdict (core/paired.py), then pooled over seeds, and
+pooled with each caption as one unit (`clustered_difference`: would other captions of
+the split see the difference?). The
 files must agree on split, captions and noise seeds; anything else is refused by name.
 Also printed beside it: each side's gain over the base and its training cost.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adascope_ray.core.paired import paired_difference  # noqa: E402
+from adascope_ray.core.paired import clustered_difference, paired_difference  # noqa: E402
 
 MUST_AGREE = ("eval_prompts", "eval_seeds", "iterations")
 
@@ -59,6 +61,13 @@ def base_mismatch(base_a, base_b, seed: int) -> int:
     return n
 
 
+def caption_ids(rewards) -> np.ndarray:
+    """Each sample's caption, aligned with np.ravel(rewards): an evaluation's rewards are
+    (noise seeds, captions), so the caption is the last index."""
+    r = np.asarray(rewards)
+    return np.broadcast_to(np.arange(r.shape[-1]), r.shape).ravel()
+
+
 def compare(a_paths: str, b_paths: str, which: str = "split") -> dict:
     ha, ra = load_side(a_paths)
     hb, rb = load_side(b_paths)
@@ -77,7 +86,7 @@ def compare(a_paths: str, b_paths: str, which: str = "split") -> dict:
             raise SystemExit(f"side {side} holds the split(s) {h['split']!r}, not {which!r}")
     out = {"set": which, "split": which if which != "train" else ha["split"], "seeds": seeds, "per_seed": {},
            "base_mismatch": {}}
-    pooled_a, pooled_b = [], []
+    pooled_a, pooled_b, captions = [], [], []
     for s in seeds:
         a, b = ra[s][which], rb[s][which]
         out["base_mismatch"][s] = base_mismatch(a["base_total"], b["base_total"], s)
@@ -88,8 +97,11 @@ def compare(a_paths: str, b_paths: str, which: str = "split") -> dict:
                               "cost_a": ra[s]["cost"], "cost_b": rb[s]["cost"]}
         pooled_a.append(fa)
         pooled_b.append(fb)
+        captions.append(caption_ids(a["final_total"]))
     d = paired_difference(np.concatenate(pooled_a), np.concatenate(pooled_b))
     out["pooled"] = {"b_minus_a": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()}
+    c = clustered_difference(np.concatenate(pooled_a), np.concatenate(pooled_b), np.concatenate(captions))
+    out["by_caption"] = {"b_minus_a": c.mean, "se": c.se, "n": c.n, "verdict": c.verdict()}
     return out
 
 
@@ -113,6 +125,8 @@ def main(argv=None) -> int:
                   f"(at most {MISMATCH_SHARE:.0%} pair; the difference is of the trained checkpoints' samples)")
     p = out["pooled"]
     print(f"  pooled: {p['b_minus_a']:+.4f} ± {p['se']:.4f} (n={p['n']}, {p['verdict']})")
+    c = out["by_caption"]
+    print(f"  pooled, each caption one unit: {c['b_minus_a']:+.4f} ± {c['se']:.4f} ({c['n']} captions, {c['verdict']})")
     return 0
 
 

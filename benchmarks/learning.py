@@ -15,7 +15,8 @@ and the paired gain trained − base is reported with its standard error (ddof =
 the verdict (better / worse / no difference at 2 SE). Beside the reward, within-prompt
 diversity (core/diversity.py: RMS pixel distance between one caption's images across the
 noise seeds), paired per caption. Every seed is reported; the
-pooled line treats all seeds' samples as pairs.
+pooled line treats all seeds' samples as pairs, the line below it takes each caption as
+one unit (would other captions of the split gain? core/paired.py).
 
 --select-every N does what a run with eval.every = N does for its checkpoints/best:
 every N iterations the policy is evaluated on the config's eval captions (validation
@@ -37,12 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from common import ROOT, InProcessLoop, shown_config, write_result
+from compare_runs import caption_ids
 
 
 from adascope_ray.config import load_config  # noqa: E402
 from adascope_ray.core.cost import cost_fwd_equiv  # noqa: E402
 from adascope_ray.core.diversity import mean_pairwise_distance, pixel_features  # noqa: E402
-from adascope_ray.core.paired import paired_difference  # noqa: E402
+from adascope_ray.core.paired import clustered_difference, paired_difference  # noqa: E402
 from adascope_ray.core.stopping import stop_decision  # noqa: E402
 from adascope_ray.evaluation import Evaluation, evaluate_sampler  # noqa: E402
 from adascope_ray.world.splits import split_captions  # noqa: E402
@@ -222,13 +224,18 @@ def main() -> None:
         checks = {k: paired_difference(np.concatenate([np.ravel(r[name]["base_components"][k]) for r in rs]),
                                        np.concatenate([np.ravel(r[name]["final_components"][k]) for r in rs]))
                   for k in rs[0][name].get("base_components", {})}
+        bc = clustered_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in rs]),
+                                  np.concatenate([np.ravel(r[name]["final_total"]) for r in rs]),
+                                  np.concatenate([caption_ids(r[name]["base_total"]) for r in rs]))
         pooled[label + name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict(),
+                                "by_caption": {"mean": bc.mean, "se": bc.se, "n": bc.n, "verdict": bc.verdict()},
                                 "diversity": {"mean": dv.mean, "se": dv.se, "n": dv.n, "verdict": dv.verdict()},
                                 "checks": {k: {"mean": c.mean, "se": c.se, "n": c.n, "verdict": c.verdict()}
                                            for k, c in checks.items()}}
         per_seed = ", ".join(f"{r[name]['gain']['reward']['mean']:+.3f}±{r[name]['gain']['reward']['se']:.3f}" for r in rs)
         print(f"{label}{name:<10} pooled gain {d.mean:+.4f} ± {d.se:.4f} ({d.verdict()}); per seed: {per_seed}; "
               f"diversity {dv.mean:+.4f} ± {dv.se:.4f} ({dv.verdict()})")
+        print(f"    each caption one unit: {bc.mean:+.4f} ± {bc.se:.4f} ({bc.n} captions, {bc.verdict()})")
         if checks:
             print("    per check: " + ", ".join(f"{k.split('/')[-1]} {c.mean:+.3f} ± {c.se:.3f} ({c.verdict()})"
                                              for k, c in checks.items()))

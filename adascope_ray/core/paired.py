@@ -12,6 +12,15 @@ Pairing removes the variance the two share (the caption's difficulty, the noise
 draw), which is most of it. The verdict: "better" when d̄ > z·SE, "worse" when
 d̄ < −z·SE, otherwise "no difference" (z = 2 by default). Fewer than two pairs give
 SE = NaN and always "no difference".
+
+The SE above answers "would these captions gain again with fresh noise?". Pairs of one
+caption (its noise seeds, the training seeds) share that caption's response to the
+change, so for "would other captions of the split gain?" the caption is the unit:
+
+    d̄_c  = mean of d_i over caption c's finite pairs       (C captions with any)
+    d̄    = (1/C) Σ_c d̄_c                                    (= the pairs' d̄ when every
+                                                               caption has as many pairs)
+    SE_c = std(d̄_c, ddof = 1) / √C                          clustered_difference()
 """
 from __future__ import annotations
 
@@ -54,6 +63,21 @@ def paired_difference(a, b) -> PairedDifference:
     ok = np.isfinite(a) & np.isfinite(b)
     mean, se = mean_se(b[ok] - a[ok])
     return PairedDifference(mean, se, int(ok.sum()))
+
+
+def clustered_difference(a, b, clusters) -> PairedDifference:
+    """B − A with each cluster (a caption) as one unit: the mean of the clusters' mean
+    differences and its SE over clusters (module docstring); n counts clusters. a, b and
+    clusters (ids, any hashable numbers) align pair for pair."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    ids = np.asarray(clusters).ravel()
+    if not a.shape == b.shape == ids.shape:
+        raise ValueError(f"pairs and clusters must align: {a.shape[0]}, {b.shape[0]} and {ids.shape[0]} values")
+    ok = np.isfinite(a) & np.isfinite(b)
+    d, ids = (b - a)[ok], ids[ok]
+    means = [d[ids == c].mean() for c in np.unique(ids)]      # (C,)
+    mean, se = mean_se(means)
+    return PairedDifference(mean, se, len(means))
 
 
 def verdict(mean: float, se: float, z: float = Z_DEFAULT) -> str:

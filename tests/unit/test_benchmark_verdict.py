@@ -78,6 +78,10 @@ def test_pool_runs_pairs_every_sample_of_every_file_hand_worked(tmp_path):
     assert out["total"].se == pytest.approx((0.05 / 3) ** 0.5 / 2)
     assert out["seeds"][0].mean == pytest.approx(0.15) and out["seeds"][1].mean == pytest.approx(0.15)
     assert out["checks"]["scene_check/count"].mean == pytest.approx(0.25)  # differences 1, 0, 0, 0
+    # each caption one unit: caption 0's differences 0.1 and 0.0 (mean 0.05), caption 1's
+    # 0.2 and 0.3 (0.25); their std sqrt(0.02), SE that / sqrt(2) = 0.1
+    assert out["by_caption"].mean == pytest.approx(0.15) and out["by_caption"].n == 2
+    assert out["by_caption"].se == pytest.approx(0.1)
     with pytest.raises(SystemExit, match="seed 0 appears twice"):
         pooled(f"{a},{a}", "test")
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from adascope_ray.core.paired import mean_se, paired_difference, verdict
+from adascope_ray.core.paired import clustered_difference, mean_se, paired_difference, verdict
 
 
 def test_standard_error_of_a_paired_difference_by_hand():
@@ -47,3 +47,38 @@ def test_non_finite_pairs_are_left_out_and_shapes_must_match():
     with pytest.raises(ValueError, match="align"):
         paired_difference([0.0, 1.0], [1.0])
     assert mean_se([]) == (pytest.approx(math.nan, nan_ok=True), pytest.approx(math.nan, nan_ok=True))
+
+
+def test_clustered_difference_by_hand():
+    # captions 0, 1, 2 with differences (0.5, 0.5), (0, 0.5), (−0.25, −0.25):
+    # caption means 0.5, 0.25, −0.25; mean 1/6; deviations (1/3, 1/12, −5/12)
+    # sum of squares = (16 + 1 + 25) / 144 = 42/144; s² = 21/144; SE = sqrt(21/144 / 3)
+    a = [0.0, 0.0, 0.5, 0.0, 0.5, 0.5]
+    b = [0.5, 0.5, 0.5, 0.5, 0.25, 0.25]
+    ids = [0, 0, 1, 1, 2, 2]
+    d = clustered_difference(a, b, ids)
+    assert d.n == 3 and d.mean == pytest.approx(1 / 6)
+    assert d.se == pytest.approx(math.sqrt(21 / 144 / 3))
+    # the same six pairs as independent: d = (.5, .5, 0, .5, −.25, −.25), a smaller SE
+    assert paired_difference(a, b).se < d.se
+
+
+def test_clustered_difference_when_captions_respond_differently():
+    # every caption's gain is the same on all its pairs: the pairs' SE shrinks with their
+    # number, the captions' does not (the difference is the captions' spread alone)
+    rng = np.random.default_rng(1)
+    gains = rng.normal(0.0, 0.05, 48)                     # (48,) one response per caption
+    a = rng.uniform(0, 1, (9, 48))                         # 9 pairs per caption
+    b = a + gains[None, :]
+    ids = np.broadcast_to(np.arange(48), (9, 48))
+    c = clustered_difference(a, b, ids)
+    assert c.n == 48 and c.mean == pytest.approx(gains.mean())
+    assert c.se == pytest.approx(gains.std(ddof=1) / math.sqrt(48))
+    assert paired_difference(a, b).se == pytest.approx(c.se * math.sqrt(47 / (48 * 9 - 1)), rel=1e-9)
+
+
+def test_clustered_difference_leaves_out_non_finite_pairs_and_empty_clusters():
+    d = clustered_difference([0.0, np.nan, 1.0, np.nan], [1.0, 0.0, 1.0, 2.0], [0, 0, 1, 2])
+    assert d.n == 2 and d.mean == pytest.approx(0.5)      # caption 2 has no finite pair
+    with pytest.raises(ValueError, match="align"):
+        clustered_difference([0.0, 1.0], [1.0, 1.0], [0])
