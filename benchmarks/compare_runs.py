@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adascope_ray.core.paired import clustered_difference, paired_difference  # noqa: E402
 
-MUST_AGREE = ("eval_prompts", "eval_seeds", "iterations")
+MUST_AGREE = ("eval_prompts", "eval_seeds", "iterations", "noise_stride")
 
 
 def load_side(paths: str) -> tuple[dict, dict[int, dict]]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/learning.py [--config configs/tiny.yaml] [--seeds 0,1,2]
         [--iterations 30] [--eval-prompts 48] [--eval-seeds 0,1,2,3] [--split test|validation|validation,test]
-        [--train-prompts 16] [--train-seeds 2] [--select-every N] [--tag NAME] [key=value ...]
+        [--train-prompts 16] [--train-seeds 2] [--select-every N] [--noise-stride N] [--tag NAME] [key=value ...]
 
 For each training seed, a fresh in-process run of the config (plain Sampler, the
 config's rewards and Learner, no Ray; run.seed and learner.seed set to the seed):
@@ -16,7 +16,10 @@ the verdict (better / worse / no difference at 2 SE). Beside the reward, within-
 diversity (core/diversity.py: RMS pixel distance between one caption's images across the
 noise seeds), paired per caption. Every seed is reported; the
 pooled line treats all seeds' samples as pairs, the line below it takes each caption as
-one unit (would other captions of the split gain? core/paired.py).
+one unit (would other captions of the split gain? core/paired.py). With the same noise
+seeds for every training seed, the seeds share the base's samples, so the pooled pairs
+are not independent; --noise-stride N evaluates training seed s with noise seeds
+e + N·s instead, and the pooled line is then an honest SE for these captions.
 
 --select-every N does what a run with eval.every = N does for its checkpoints/best:
 every N iterations the policy is evaluated on the config's eval captions (validation
@@ -182,7 +185,8 @@ def run_seed(cfg_path: str, overrides: list[str], seed: int, iterations: int, sp
             print(f"  seed {seed} iteration {it + 1}/{iterations}: training reward {st.reward_mean:.3f}, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
-    out = {"seed": seed, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost, "curve": curve}
+    out = {"seed": seed, "eval_seeds": eval_seeds, "train_s": train_s, "eval_s_per_policy": eval_s, "cost": cost,
+           "curve": curve}
     out.update(evaluate_sets(loop, score, sets, base, "", seed))
     if selection is not None:
         at, weights = selection.best()
@@ -202,6 +206,9 @@ def main() -> None:
     ap.add_argument("--eval-prompts", type=int, default=48)
     ap.add_argument("--eval-seeds", default="0,1,2,3")
     ap.add_argument("--split", default="test", choices=["validation", "test", "validation,test"])
+    ap.add_argument("--noise-stride", type=int, default=0,
+                    help="training seed s is evaluated (base and trained alike) with noise seeds e + N·s: pooled "
+                         "seeds then share no base sample (0: every seed uses --eval-seeds)")
     ap.add_argument("--train-prompts", type=int, default=16, help="training captions evaluated (with the first two noise seeds)")
     ap.add_argument("--train-seeds", type=int, default=2, help="noise seeds of the training captions' evaluation (the first of --eval-seeds)")
     ap.add_argument("--select-every", type=int, default=0, help="evaluate the config's validation captions every N iterations and also score the best weights (0: off)")
@@ -211,7 +218,8 @@ def main() -> None:
     seeds, eval_seeds = [int(s) for s in args.seeds.split(",")], [int(s) for s in args.eval_seeds.split(",")]
     runs = []
     for seed in seeds:
-        runs.append(run_seed(args.config, overrides, seed, args.iterations, args.split, args.eval_prompts, eval_seeds,
+        noise = [e + args.noise_stride * seed for e in eval_seeds]
+        runs.append(run_seed(args.config, overrides, seed, args.iterations, args.split, args.eval_prompts, noise,
                              args.train_prompts, args.train_seeds, args.select_every))
     pooled = {}
     which = [("", lambda r: r)] + ([("selected ", lambda r: r["selected"])] if args.select_every else [])
@@ -242,6 +250,7 @@ def main() -> None:
     tag = args.tag or Path(args.config).stem
     path = write_result(tag, {"config": shown_config(args.config), "overrides": overrides, "iterations": args.iterations,
                               "split": args.split, "eval_prompts": args.eval_prompts, "eval_seeds": eval_seeds,
+                              **({"noise_stride": args.noise_stride} if args.noise_stride else {}),
                               "pooled": pooled, "runs": runs}, args.out)
     print(f"wrote {shown_config(path)}")
 
