@@ -225,16 +225,14 @@ def main() -> None:
     which = [("", lambda r: r)] + ([("selected ", lambda r: r["selected"])] if args.select_every else [])
     for (label, get), name in ((w, n) for w in which for n in (*args.split.split(","), "train")):
         rs = [get(r) for r in runs]
-        d = paired_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in rs]),
-                              np.concatenate([np.ravel(r[name]["final_total"]) for r in rs]))
+        base, final = (np.concatenate([np.ravel(r[name][key]) for r in rs]) for key in ("base_total", "final_total"))
+        d = paired_difference(base, final)
+        bc = clustered_difference(base, final, np.concatenate([caption_ids(r[name]["base_total"]) for r in rs]))
         dv = paired_difference(np.concatenate([r[name]["base_diversity"] for r in rs]),
                                np.concatenate([r[name]["final_diversity"] for r in rs]))
         checks = {k: paired_difference(np.concatenate([np.ravel(r[name]["base_components"][k]) for r in rs]),
                                        np.concatenate([np.ravel(r[name]["final_components"][k]) for r in rs]))
                   for k in rs[0][name].get("base_components", {})}
-        bc = clustered_difference(np.concatenate([np.ravel(r[name]["base_total"]) for r in rs]),
-                                  np.concatenate([np.ravel(r[name]["final_total"]) for r in rs]),
-                                  np.concatenate([caption_ids(r[name]["base_total"]) for r in rs]))
         pooled[label + name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict(),
                                 "by_caption": {"mean": bc.mean, "se": bc.se, "n": bc.n, "verdict": bc.verdict()},
                                 "diversity": {"mean": dv.mean, "se": dv.se, "n": dv.n, "verdict": dv.verdict()},

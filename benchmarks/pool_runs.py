@@ -39,9 +39,10 @@ def pooled(paths: str, which: str, selected: bool = False) -> dict:
     per_seed = {s: paired_difference(np.ravel(e["base_total"]), np.ravel(e["final_total"])) for s, e in evals.items()}
     checks = {k: paired_difference(cat("base_components", k), cat("final_components", k))
               for k in next(iter(evals.values())).get("base_components", {})}
+    base, final = cat("base_total"), cat("final_total")
     captions = np.concatenate([caption_ids(e["base_total"]) for e in evals.values()])
-    return {"seeds": per_seed, "total": paired_difference(cat("base_total"), cat("final_total")), "checks": checks,
-            "by_caption": clustered_difference(cat("base_total"), cat("final_total"), captions)}
+    return {"seeds": per_seed, "total": paired_difference(base, final), "checks": checks,
+            "by_caption": clustered_difference(base, final, captions)}
 
 
 def main(argv=None) -> int:
