@@ -125,3 +125,27 @@ def test_headroom_share_of_variance_and_its_jackknife_se_hand_worked():
     assert share == pytest.approx(1.25) and se == pytest.approx(0.32275, abs=1e-5)
     assert se == pytest.approx(np.std([1.0, 2.0, 3.0, 4.0], ddof=1) / 2 / 2)
     assert np.isnan(ratio_of_means(np.ones(3), np.zeros(3))[0])
+
+
+def test_caption_effects_reads_result_files_and_refuses_shared_base_samples(tmp_path):
+    import json
+
+    import pytest
+    from caption_effects import differences
+
+    def result(path, seed, noise, base, final):
+        ev = {"base_total": base, "final_total": final,
+              "base_components": {"scene_check/count": base}, "final_components": {"scene_check/count": final}}
+        path.write_text(json.dumps({"eval_prompts": 2, "eval_seeds": [0, 1], "iterations": 9, "noise_stride": 10,
+                                    "runs": [{"seed": seed, "eval_seeds": noise, "cost": {}, "test": ev}]}))
+        return str(path)
+
+    # the hand-worked d of tests/unit/test_caption_effects.py, as trained − base of two seeds
+    a = result(tmp_path / "a.json", 0, [0, 1], [[0, 0], [0, 0]], [[1, 3], [3, 5]])
+    b = result(tmp_path / "b.json", 1, [10, 11], [[1, 1], [1, 1]], [[1, 5], [3, 7]])
+    _, ds = differences(f"{a},{b}", "test")
+    assert ds["total"].tolist() == [[[1, 3], [3, 5]], [[0, 4], [2, 6]]]
+    assert ds["scene_check/count"].tolist() == ds["total"].tolist()
+    shared = result(tmp_path / "c.json", 1, [1, 2], [[1, 1], [1, 1]], [[1, 5], [3, 7]])
+    with pytest.raises(SystemExit, match="seeds 0 and 1 were both scored with noise seed 1"):
+        differences(f"{a},{shared}", "test")
