@@ -190,7 +190,7 @@ def train(args) -> int:
 
 
 def _summary(run_dir, rows: list[dict], wall: float) -> None:
-    from .evaluation import Evaluation
+    from .evaluation import Evaluation, describe_gain
     from .charts import reward_chart, window_heatmap
     from .report import write_report
 
@@ -217,10 +217,8 @@ def _summary(run_dir, rows: list[dict], wall: float) -> None:
     held_out = ""
     if len(evals) > 1:
         (u0, first_ev), (u1, last_ev) = evals[0], evals[-1]
-        gain = last_ev.against(first_ev)["reward"]
         held_out = (f"  held-out     {first_ev.summary()['reward']:.4f} after {u0} updates -> "
-                    f"{last_ev.summary()['reward']:.4f} after {u1}: paired gain {gain.mean:+.4f} ± {gain.se:.4f} "
-                    f"({gain.verdict()}; {gain.n} samples, {len(last_ev.seeds)} noise seeds)\n")
+                    f"{last_ev.summary()['reward']:.4f} after {u1}: {describe_gain(first_ev, last_ev)}\n")
     print(f"\nrun finished in {wall:.0f} s: {len(rows)} iterations\n"
           f"  train reward first {first:.4f}  last {reward[-1]:.4f}"
           f"  (mean of first {k}: {head:.4f}, last {k}: {tail:.4f})\n{held_out}"

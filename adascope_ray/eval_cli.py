@@ -200,8 +200,10 @@ def summarise(cfg, refs, prompts: list[str], results: list[dict], model_cfg) -> 
         div_m, div_se = mean_se(res["diversity"])
         row = {"label": ref.label, "folder": None if ref.folder is None else str(ref.folder), "kind": ref.kind,
                "trained_rewards": list(ref.trained_rewards), "rewards": rewards,
-               "diversity": {"mean": div_m, "se": div_se}, "vs_reference": {}}
+               "diversity": {"mean": div_m, "se": div_se}, "vs_reference": {}, "vs_reference_by_prompt": None}
         if res is not base:
+            d = ev.by_prompt_against(base["evaluation"])
+            row["vs_reference_by_prompt"] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()}
             for name, d in ev.against(base["evaluation"]).items():
                 row["vs_reference"][name] = {"mean": d.mean, "se": d.se, "n": d.n, "verdict": d.verdict()}
             d = paired_difference(base["diversity"], res["diversity"])
@@ -248,6 +250,10 @@ def table(summary: dict) -> str:
              f"{st['guidance_scale']}, η {st['eta']}{' (deterministic)' if st['deterministic'] else ''}; "
              f"differences paired with {summary['reference']}, 'better'/'worse' beyond 2 SE", "", fmt(head),
              *map(fmt, body)]
+    for r in ck[1:]:
+        d = r["vs_reference_by_prompt"]
+        lines.append(f"reward, each prompt one unit (would other prompts gain?), {r['label']}: "
+                     f"{d['mean']:+.4f} ± {d['se']:.4f} {d['verdict']} ({d['n']} prompts)")
     if any(ood(n) for n in names):
         lines.append("* scored, not trained on by a run here (out-of-domain)")
     return "\n".join(lines)

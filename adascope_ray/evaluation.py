@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core.paired import PairedDifference, mean_se, paired_difference
+from .core.paired import PairedDifference, clustered_difference, mean_se, paired_difference
 from .types import PromptBatch
 
 EVAL_SEED_BASE = 1_000_003  # evaluation noise seed s is drawn as batch seed EVAL_SEED_BASE + s
@@ -46,13 +46,24 @@ class Evaluation:
 
     def against(self, base: "Evaluation") -> dict[str, PairedDifference]:
         """Paired gain of this evaluation over `base` (same prompts and seeds), per reward."""
-        if base.prompts != self.prompts or base.seeds != self.seeds:
-            raise ValueError("a paired comparison needs the same prompts and noise seeds on both sides")
+        self._pairs_with(base)
         out = {"reward": paired_difference(base.total, self.total)}
         for name, v in self.components.items():
             if name in base.components:
                 out[name] = paired_difference(base.components[name], v)
         return out
+
+    def by_prompt_against(self, base: "Evaluation") -> PairedDifference:
+        """The reward's paired gain over `base` with each prompt as one unit (core/paired.py's
+        clustered_difference: would other prompts gain?); a prompt listed several times
+        (samples_per_prompt) is one unit, and n counts prompts."""
+        self._pairs_with(base)
+        ids = np.broadcast_to(np.asarray(self.prompts, dtype=str), self.total.shape)   # (S, N)
+        return clustered_difference(base.total, self.total, ids)
+
+    def _pairs_with(self, base: "Evaluation") -> None:
+        if base.prompts != self.prompts or base.seeds != self.seeds:
+            raise ValueError("a paired comparison needs the same prompts and noise seeds on both sides")
 
     def to_json(self) -> dict:
         return {"version": self.version, "prompts": self.prompts, "seeds": self.seeds,
@@ -64,6 +75,14 @@ class Evaluation:
         nan = lambda v: np.asarray([[np.nan if x is None else x for x in row] for row in v], dtype=np.float64)  # noqa: E731
         return cls(d["version"], d["prompts"], d["seeds"], nan(d["total"]),
                    {k: nan(v) for k, v in d["components"].items()}, d.get("sampler_forward_rows", 0))
+
+
+def describe_gain(first: Evaluation, last: Evaluation) -> str:
+    """One line for people: the reward's paired gain of `last` over `first`, per sample and
+    with each prompt as one unit, each with its SE and verdict (run summary and report)."""
+    g, gp = last.against(first)["reward"], last.by_prompt_against(first)
+    return (f"paired gain {g.mean:+.4f} ± {g.se:.4f} ({g.verdict()}; {g.n} samples, {len(last.seeds)} noise seeds); "
+            f"each prompt one unit ± {gp.se:.4f} ({gp.verdict()}; {gp.n} prompts)")
 
 
 def evaluate_sampler(sampler, score, prompts: list[str], seeds: list[int], deterministic: bool = False,

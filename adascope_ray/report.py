@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import charts
-from .evaluation import Evaluation
+from .evaluation import Evaluation, describe_gain
 
 PHASES = ("rollout", "update", "drain", "publish", "evaluate", "log")  # the controller's phases, in order
 
@@ -125,9 +125,8 @@ def summary(d: RunData) -> str:
         facts.append(["cost", f"{sum(d.series('cost_fwd_equiv')):.0f} forward-pass units in {n} iterations"])
     if len(d.evals) > 1:
         (u0, e0), (u1, e1) = d.evals[0], d.evals[-1]
-        g = e1.against(e0)["reward"]
         facts.append(["held-out gain", f"{e0.summary()['reward']:.4f} after {u0} updates → {e1.summary()['reward']:.4f} "
-                                       f"after {u1}: {g.mean:+.4f} ± {g.se:.4f} ({g.verdict()}; {g.n} paired samples)"])
+                                       f"after {u1}: {describe_gain(e0, e1)}"])
     return _table(["", ""], facts)
 
 

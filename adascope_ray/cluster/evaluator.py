@@ -64,10 +64,11 @@ class InRunEvaluator:
         self._decide()
         if self.cfg.grid_prompts:
             self._grid(updates, results, ev)
-        s, gain = ev.summary(), ev.against(self.base)
+        s, gain, by_prompt = ev.summary(), ev.against(self.base), ev.by_prompt_against(self.base)
         row = {"eval/reward": s["reward"], "eval/reward_se": s["reward_se"], "eval/samples": int(ev.total.size),
                "eval/gain": gain["reward"].mean, "eval/gain_se": gain["reward"].se,
-               "eval/verdict": gain["reward"].verdict(), "eval/cost_fwd_equiv": ev.sampler_forward_rows,
+               "eval/verdict": gain["reward"].verdict(), "eval/gain_by_prompt_se": by_prompt.se,
+               "eval/verdict_by_prompt": by_prompt.verdict(), "eval/cost_fwd_equiv": ev.sampler_forward_rows,
                "eval/best_updates": self.best_updates, "eval/stale": self.decision.stale}
         row.update({f"eval/{k}": s[k] for k in ev.components})
         return row

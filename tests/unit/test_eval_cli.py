@@ -50,6 +50,12 @@ def test_summary_and_table_hold_the_paired_differences_worked_by_hand(tmp_path):
     assert "+0.3750 ± 0.1250 better" in row("reward")
     assert "-0.1500 ± 0.0500 worse" in row("diversity")
     assert row("jpeg_compressibility *").endswith("+0.0000 ± 0.0000 no difference")  # out-of-domain, marked
+    # each prompt one unit: prompt a's differences 0.5, 0.5 (mean 0.5), b's 0, 0.5 (0.25);
+    # their std √(1/32), SE that / √2 = 0.125; 0.375 > 0.25: better
+    dp = s["checkpoints"][1]["vs_reference_by_prompt"]
+    assert (dp["mean"], dp["se"], dp["n"], dp["verdict"]) == (pytest.approx(0.375), pytest.approx(0.125), 2, "better")
+    assert s["checkpoints"][0]["vs_reference_by_prompt"] is None
+    assert "each prompt one unit (would other prompts gain?), run/step_0002: +0.3750 ± 0.1250 better (2 prompts)" in text
 
 
 @pytest.mark.parametrize("over, field", [
