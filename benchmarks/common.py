@@ -43,9 +43,13 @@ def machine() -> dict:
     info = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "python": platform.python_version()}
     torch = sys.modules.get("torch")  # only when the benchmark already uses it
-    if torch is not None and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
+    if torch is not None:
+        # the kernels' instruction set decides floating-point rounding: runs of one seed on
+        # machines that differ here drift apart (benchmarks/README.md, the default re-run)
         info["torch"] = torch.__version__
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
