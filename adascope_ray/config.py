@@ -118,10 +118,17 @@ class SamplerConfig(_Strict):
 
 class AdvantageConfig(_Strict):
     mode: Literal["group", "tracker"] = Field("group", description="'group': statistics of the G samples of a prompt; 'tracker': DDPO's running per-prompt statistics.")
+    normalise: Literal["total", "each_part"] = Field("total", description="'total': normalise the weighted total reward within a group; 'each_part': normalise each part within its group first (each reward, and each check of a reward that has checks, e.g. scene_check's colour, count, shape, position, background, weighted by its reward's weight over its number of checks), sum them by weight and normalise the sum (core/advantages.py), so a check with a small spread in a group counts as much as one with a large spread. Needs mode=group.")
     clip: float = Field(5.0, gt=0, description="Advantages are clipped to +-clip (A_max).")
     std_eps: float = Field(1e-4, gt=0, description="Added to the std before dividing.")
     tracker_buffer: int = Field(32, ge=2, description="Rewards kept per prompt by the tracker.")
     tracker_min_count: int = Field(16, ge=2, description="Below this many rewards for a prompt the tracker uses the batch statistics.")
+
+    @model_validator(mode="after")
+    def _each_part(self) -> "AdvantageConfig":
+        if self.normalise == "each_part" and self.mode != "group":
+            raise ValueError("advantage.normalise=each_part needs advantage.mode=group (the tracker keeps totals only)")
+        return self
 
 
 class KLConfig(_Strict):

@@ -3,6 +3,19 @@
 A_i = clip((R_i − mean_g) / (std_g + eps), −A_max, A_max), std the population std.
 Groups whose rewards have zero spread carry no signal: their samples are marked
 invalid (dropped from the update) and counted as zero_std_ratio.
+
+Each part normalised on its own (advantage.normalise = each_part; ours, after the
+decoupled normalisation of multi-reward GRPO): for parts p (a reward, or each check of
+a reward that has checks) with weights w_p,
+
+    z_ip = (r_ip − mean_g r_p) / (std_g r_p + eps)      over the group's finite r_p;
+                                                        0 where r_ip is NaN or the part
+                                                        has no spread in the group
+    S_i  = Σ_p w_p z_ip
+    A_i  = the group normalisation above applied to S_i
+
+so a part whose spread within a group is small (a check most samples pass) weighs as
+much as one whose spread is large, where the total lets the widest part decide.
 """
 from __future__ import annotations
 
@@ -42,6 +55,22 @@ def group_advantages(rewards: np.ndarray, group_ids: np.ndarray, *, std_eps: flo
             adv[rows] = _normalise(r, r.mean(), std, std_eps, clip)
             valid[rows] = True
     return Advantages(adv.astype(np.float32), valid)
+
+
+def each_part_advantages(parts: list[tuple[float, np.ndarray]], group_ids: np.ndarray, *,
+                         std_eps: float = 1e-4, clip: float = 5.0) -> Advantages:
+    """parts: (w_p, r_p (B,)) pairs; the module docstring's each-part normalisation."""
+    group_ids = np.asarray(group_ids)
+    s = np.zeros(len(group_ids), dtype=np.float64)                 # S_i
+    for weight, r in parts:
+        r = np.asarray(r, dtype=np.float64)
+        for g in np.unique(group_ids):
+            rows = np.flatnonzero(group_ids == g)
+            ok = rows[np.isfinite(r[rows])]
+            std = r[ok].std() if len(ok) > 1 else 0.0
+            if std > ZERO_SPREAD:
+                s[ok] += weight * (r[ok] - r[ok].mean()) / (std + std_eps)
+    return group_advantages(s, group_ids, std_eps=std_eps, clip=clip)
 
 
 class PerPromptStatTracker:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..core import signals as sig
-from ..core.advantages import Advantages, PerPromptStatTracker, group_advantages
+from ..core.advantages import Advantages, PerPromptStatTracker, each_part_advantages, group_advantages
 from ..core.loss import clipped_pg_loss, kl_to_reference
 from ..core.window import STRATEGIES, WindowInputs, WindowSelection, select_window
 from ..models.adapter_gate import adapters_off
@@ -133,6 +133,7 @@ class Learner:
     def __init__(self, model_cfg, sampling_cfg, learner_cfg, window_cfg, advantage_cfg, rewards_cfg=None):
         torch.set_num_threads(learner_cfg.torch_threads)
         self.cfg, self.window_cfg, self.adv_cfg = learner_cfg, window_cfg, advantage_cfg
+        self.rewards_cfg = rewards_cfg
         pipe = load_pipeline(model_cfg)
         self.unet = denoiser_of(pipe)  # the denoiser: a UNet, or an SD3-class transformer
         self.denoiser_name = denoiser_name(pipe)
@@ -244,11 +245,25 @@ class Learner:
         idx = np.arange(len(batch.rewards)) if keep is None else np.flatnonzero(keep)
         if a.mode == "tracker":
             sub = self.tracker.update([batch.prompts[i] for i in idx], batch.rewards[idx], std_eps=a.std_eps, clip=a.clip)
+        elif a.normalise == "each_part":
+            parts = [(w, r[idx]) for w, r in self._reward_parts(batch.components)]
+            sub = each_part_advantages(parts, batch.group_ids[idx], std_eps=a.std_eps, clip=a.clip)
         else:
             sub = group_advantages(batch.rewards[idx], batch.group_ids[idx], std_eps=a.std_eps, clip=a.clip)
         values, valid = np.zeros(len(batch.rewards), np.float32), np.zeros(len(batch.rewards), bool)
         values[idx], valid[idx] = sub.values, sub.valid
         return Advantages(values, valid)
+
+    def _reward_parts(self, components: dict[str, np.ndarray]) -> list[tuple[float, np.ndarray]]:
+        """(w_p, r_p) for advantage.normalise=each_part: each weighted reward's checks
+        ("<name>/<check>") sharing its weight, or the reward itself when it has none."""
+        if self.rewards_cfg is None:
+            raise ValueError("advantage.normalise=each_part needs the rewards config (Learner(..., rewards_cfg))")
+        parts = []
+        for c in self.rewards_cfg.components:
+            checks = [k for k in components if k.startswith(c.name + "/")] or [c.name]
+            parts += [(c.weight / len(checks), components[k]) for k in checks] if c.weight else []
+        return parts
 
     def window(self, iteration: int, batch: Batch, keep: np.ndarray | None = None
                ) -> tuple[WindowSelection, int, int]:
