@@ -55,7 +55,7 @@ def differences(paths: str, which: str, selected: bool = False) -> tuple[dict, d
     return head, out
 
 
-def captions_of(head: dict, which: str, n: int) -> list[str]:
+def captions_of(which: str, n: int) -> list[str]:
     """The captions in the files' order: a held-out split's first n (learning.py); the
     training captions are not named in the files."""
     return split_captions(which, n, seed=0) if which != "train" else [f"training caption {i}" for i in range(n)]
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--permutations", type=int, default=2000)
     ap.add_argument("--top", type=int, default=5, help="captions listed at each end")
     a = ap.parse_args(argv)
-    head, ds = differences(a.files, a.set, a.selected)
+    _, ds = differences(a.files, a.set, a.selected)
     T, S, C = ds["total"].shape
     print(f"{a.set} captions: {T} training seeds × {S} noise seeds × {C} captions "
           f"({'selected' if a.selected else 'final'} weights, trained − base)")
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     if T > 1:
         pairs = [f"{i}–{j} {np.corrcoef(m_tc[i], m_tc[j])[0, 1]:+.2f}" for i in range(T) for j in range(i + 1, T)]
         print("correlation of the per-caption gains between training seeds: " + ", ".join(pairs))
-    names, m_c = captions_of(head, a.set, C), m_tc.mean(axis=0)
+    names, m_c = captions_of(a.set, C), m_tc.mean(axis=0)
     order = np.argsort(m_c)
     for title, idx in (("most gained", order[::-1][:a.top]), ("most lost", order[:a.top])):
         print(f"{title}: " + "; ".join(f"{names[i]!r} {m_c[i]:+.3f}" for i in idx))
