@@ -31,8 +31,8 @@ from adascope_ray.core.caption_effects import caption_effects  # noqa: E402
 from adascope_ray.world.splits import split_captions  # noqa: E402
 
 
-def differences(paths: str, which: str, selected: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """(header, {"total" | check: d (T, S, C)}) of the files' runs, refusing runs that share noise."""
+def differences(paths: str, which: str, selected: bool = False) -> dict[str, np.ndarray]:
+    """{"total" | check: d (T, S, C)} of the files' runs, refusing runs that share noise."""
     head, runs = load_side(paths)
     evals = {s: (r["selected"] if selected else r)[which] for s, r in sorted(runs.items())}
     noise = {s: tuple(r.get("eval_seeds", head["eval_seeds"])) for s, r in sorted(runs.items())}
@@ -52,7 +52,7 @@ def differences(paths: str, which: str, selected: bool = False) -> tuple[dict, d
     for k in next(iter(evals.values())).get("base_components", {}):
         if "/" in k:
             out[k] = stack(lambda e: e["final_components"][k]) - stack(lambda e: e["base_components"][k])
-    return head, out
+    return out
 
 
 def captions_of(which: str, n: int) -> list[str]:
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--permutations", type=int, default=2000)
     ap.add_argument("--top", type=int, default=5, help="captions listed at each end")
     a = ap.parse_args(argv)
-    _, ds = differences(a.files, a.set, a.selected)
+    ds = differences(a.files, a.set, a.selected)
     T, S, C = ds["total"].shape
     print(f"{a.set} captions: {T} training seeds × {S} noise seeds × {C} captions "
           f"({'selected' if a.selected else 'final'} weights, trained − base)")

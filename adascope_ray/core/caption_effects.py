@@ -46,13 +46,16 @@ class CaptionEffects:
     ms_residual: float            # MS_e
     ms_seed_caption: float        # MS_b (NaN when T = 1)
     ms_caption: float             # MS_a
-    var_residual: float           # σ²_e
     var_seed_caption: float       # σ²_b (NaN when T = 1)
     var_caption: float            # σ²_a
     f_caption: float              # F_a
     p_caption: float
     f_seed_caption: float         # F_b (NaN when T = 1)
     p_seed_caption: float
+
+    @property
+    def var_residual(self) -> float:  # σ²_e = MS_e (step 3)
+        return self.ms_residual
 
 
 def _mean_squares(d: np.ndarray) -> tuple[float, float, float]:
@@ -72,8 +75,11 @@ def _ratio(num: float, den: float) -> float:
 
 def _f_stats(d: np.ndarray) -> tuple[float, float]:
     """(F_a, F_b) of d (step 4)."""
-    ms_e, ms_b, ms_a = _mean_squares(d)
-    if d.shape[0] == 1:
+    return _f_of(*_mean_squares(d), one_seed=d.shape[0] == 1)
+
+
+def _f_of(ms_e: float, ms_b: float, ms_a: float, one_seed: bool) -> tuple[float, float]:
+    if one_seed:
         return _ratio(ms_a, ms_e), float("nan")
     return _ratio(ms_a, ms_b), _ratio(ms_b, ms_e)
 
@@ -92,7 +98,7 @@ def caption_effects(d, permutations: int = 2000, seed: int = 0) -> CaptionEffect
     ms_e, ms_b, ms_a = _mean_squares(d)
     var_b = (ms_b - ms_e) / S if T > 1 else float("nan")
     var_a = (ms_a - (ms_b if T > 1 else ms_e)) / (T * S)
-    f_a, f_b = _f_stats(d)
+    f_a, f_b = _f_of(ms_e, ms_b, ms_a, one_seed=T == 1)
     rng = np.random.default_rng(seed)
     hits_a = hits_b = 0
     for _ in range(permutations):
@@ -101,5 +107,5 @@ def caption_effects(d, permutations: int = 2000, seed: int = 0) -> CaptionEffect
         hits_a += bool(pa >= f_a)
         hits_b += bool(pb >= f_b)
     p = lambda hits, f: (1 + hits) / (1 + permutations) if np.isfinite(f) else float("nan")  # noqa: E731
-    return CaptionEffects((T, S, C), float(d.mean()), ms_e, ms_b, ms_a, ms_e, var_b, var_a,
+    return CaptionEffects((T, S, C), float(d.mean()), ms_e, ms_b, ms_a, var_b, var_a,
                           f_a, p(hits_a, f_a), f_b, p(hits_b, f_b))

@@ -143,7 +143,7 @@ def test_caption_effects_reads_result_files_and_refuses_shared_base_samples(tmp_
     # the hand-worked d of tests/unit/test_caption_effects.py, as trained − base of two seeds
     a = result(tmp_path / "a.json", 0, [0, 1], [[0, 0], [0, 0]], [[1, 3], [3, 5]])
     b = result(tmp_path / "b.json", 1, [10, 11], [[1, 1], [1, 1]], [[1, 5], [3, 7]])
-    _, ds = differences(f"{a},{b}", "test")
+    ds = differences(f"{a},{b}", "test")
     assert ds["total"].tolist() == [[[1, 3], [3, 5]], [[0, 4], [2, 6]]]
     assert ds["scene_check/count"].tolist() == ds["total"].tolist()
     shared = result(tmp_path / "c.json", 1, [1, 2], [[1, 1], [1, 1]], [[1, 5], [3, 7]])
